@@ -1,0 +1,39 @@
+# The two newcomer commands (README): `make build` runs the main job, `make test` the tests.
+# Each creates .venv and installs what it needs; nothing is expected on the machine beyond
+# Python 3.10+, a C++ compiler, CMake and (for the kernel checks) nvcc.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MODEL  ?= cait_xxs_24
+TIMM   := timm==1.0.31
+
+.PHONY: build test test-full gpu-selftest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# timm goes in with --no-deps: its declared torchvision would pull the CUDA build of torch
+# (see tests/timm_support.py).
+$(VENV)/.test: $(VENV)/.runtime
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "$(TIMM)"
+	touch $@
+
+build: $(VENV)/.runtime
+	$(BIN)/python -m pipeline build --model $(MODEL) --fp16
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q
+
+test-full: $(VENV)/.test
+	CAIT_FULL=1 $(BIN)/python -m pytest -q -m full
+
+gpu-selftest:
+	bash scripts/gpu_selftest.sh
+
+clean:
+	rm -rf build engines .pytest_cache
