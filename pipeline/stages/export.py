@@ -13,6 +13,7 @@ of Paddle Inference already trust. Two traps (design §8) are handled here:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -103,24 +104,27 @@ def _captured_native_output():
             os.close(saved[1])
 
 
-def _paddle_to_onnx(model, preset: Preset, workdir: Path, onnx_path: Path, opset: int) -> Path:
+def _jit_save(model, preset: Preset, workdir: Path) -> tuple[Path, Path]:
     import paddle
-    import paddle2onnx
     spec = paddle.static.InputSpec([None, preset.in_chans, preset.img_size, preset.img_size],
                                    "float32", "image")
     prefix = workdir / "inference"
     paddle.jit.save(model, str(prefix), input_spec=[spec])
     program = next(p for p in (prefix.with_suffix(".json"), prefix.with_suffix(".pdmodel"))
                    if p.exists())
+    return program, prefix.with_suffix(".pdiparams")
+
+
+def _paddle_to_onnx(program: Path, params: Path, onnx_path: Path, opset: int) -> None:
+    import paddle2onnx
     with _no_polygraphy_autoinstall(), _captured_native_output():
-        paddle2onnx.export(str(program), str(prefix.with_suffix(".pdiparams")),
-                           save_file=str(onnx_path), opset_version=opset,
-                           auto_upgrade_opset=False, enable_onnx_checker=True,
-                           enable_optimize=True, optimize_tool=None, verbose=False)
+        paddle2onnx.export(str(program), str(params), save_file=str(onnx_path),
+                           opset_version=opset, auto_upgrade_opset=False,
+                           enable_onnx_checker=True, enable_optimize=True, optimize_tool=None,
+                           verbose=False)
     if not onnx_path.exists():
-        raise UserError(f"paddle2onnx wrote no model for {preset.name} (opset {opset}); "
+        raise UserError(f"paddle2onnx wrote no model from {program.name} (opset {opset}); "
                         "re-run with --verbose")
-    return program
 
 
 def _name_io(onnx_path: Path, dst: Path) -> None:
@@ -160,18 +164,23 @@ def ort_session(path: Path, threads: int | None = None):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def onnx_parity(model, onnx_path: Path, preset: Preset, batches=PARITY_BATCHES,
-                seed: int = 0) -> dict:
-    """Paddle vs ONNX Runtime on the same real-looking inputs, per batch size."""
+def reference_logits(model, preset: Preset, batches=PARITY_BATCHES, seed: int = 0) -> dict:
+    """{batch: (input, Paddle logits)} on real-looking inputs. Under no_grad: otherwise autograd
+    keeps every block's activations (tens of GB for cait_m_48_448 at batch 3)."""
     import paddle
+    refs = {}
+    with paddle.no_grad():
+        for b in batches:
+            x = sample_images(b, preset.img_size, seed=seed + b, channels=preset.in_chans)
+            refs[b] = (x, model(paddle.to_tensor(x)).numpy())
+    return refs
+
+
+def onnx_parity(onnx_path: Path, refs: dict) -> dict:
+    """ONNX Runtime against the stored Paddle logits, per batch size."""
     sess = ort_session(onnx_path)
-    figures = {}
-    for b in batches:
-        x = sample_images(b, preset.img_size, seed=seed + b, channels=preset.in_chans)
-        ref = model(paddle.to_tensor(x)).numpy()
-        out = sess.run(["logits"], {"image": x})[0]
-        figures[f"batch{b}"] = compare(ref, out)
-    return figures
+    return {f"batch{b}": compare(ref, sess.run(["logits"], {"image": x})[0])
+            for b, (x, ref) in refs.items()}
 
 
 def export(preset: Preset, out_dir: str | Path, *, weights: str | None = None, opset: int = 17,
@@ -193,11 +202,16 @@ def export(preset: Preset, out_dir: str | Path, *, weights: str | None = None, o
     paddle_dir = out_dir / "paddle"
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as work:
         work = Path(work)
+        refs = reference_logits(model, preset, seed=seed)
+        program, params = _jit_save(model, preset, work)
+        del model  # the big presets need the memory for paddle2onnx
+        gc.collect()
         raw = work / "raw.onnx"
-        _paddle_to_onnx(model, preset, work, raw, opset)
+        _paddle_to_onnx(program, params, raw, opset)
         with atomic_path(dst, suffix=".onnx") as tmp:
             _name_io(raw, tmp)
-            figures = onnx_parity(model, tmp, preset, seed=seed)
+            raw.unlink()
+            figures = onnx_parity(tmp, refs)
             worst = max(f["max_abs"] for f in figures.values())
             if not worst <= tol:
                 raise UserError(f"export parity failed for {preset.name}: max |Δlogit| "
