@@ -58,6 +58,37 @@ def atomic_path(dst: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+ONNX_2GB = 2**31 - 1
+
+
+def save_onnx(model, dst: str | os.PathLike, external: bool = False) -> Path:
+    """Atomically write an ONNX model to `dst`, with external data in `<dst>.data` when asked or
+    past the 2 GB protobuf limit.
+
+    Both files are written under their final names in a temporary folder beside `dst`, then
+    renamed (data first), so the external-data reference inside the model stays valid; writing
+    to a temporary *name* instead would bake that name into the model.
+    """
+    import onnx
+    dst = Path(dst)
+    ensure_writable_dir(dst.parent)
+    external = external or model.ByteSize() > ONNX_2GB
+    data = dst.with_name(dst.name + ".data")
+    with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as work:
+        tmp = Path(work) / dst.name
+        if external:
+            onnx.save_model(model, str(tmp), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+            os.replace(tmp.with_name(data.name), data)
+        else:
+            onnx.save_model(model, str(tmp))
+            if data.exists():
+                data.unlink()  # stale data of an earlier, larger model
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    return dst
+
+
 def write_text_atomic(dst: str | os.PathLike, text: str) -> Path:
     with atomic_path(dst) as tmp:
         tmp.write_text(text)

@@ -11,7 +11,6 @@ Conversion from timm names is a pure dict → dict function (`timm_to_paddle`).
 """
 from __future__ import annotations
 
-import collections
 import logging
 import pickle
 from pathlib import Path

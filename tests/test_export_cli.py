@@ -85,3 +85,23 @@ def test_full_size_export(tmp_path, cli, name):
     assert r.returncode == 0, r.stderr
     man = json.loads((tmp_path / name / "manifest.json").read_text())
     assert man["stages"]["export"]["parity"]["batch3"]["max_abs"] <= 1e-4
+
+
+def test_save_onnx_external_data_keeps_final_name(tmp_path):
+    """A model saved with external data must reference `<name>.data`, not a temporary name."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+    from pipeline.artifacts import save_onnx
+    w = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+                          [w])
+    dst = save_onnx(helper.make_model(g), tmp_path / "m.onnx", external=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    loc = onnx.load(str(dst), load_external_data=False).graph.initializer[0].external_data
+    assert {e.key: e.value for e in loc}["location"] == "m.onnx.data"
+    back = onnx.load(str(dst))
+    np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]),
+                                  numpy_helper.to_array(w))

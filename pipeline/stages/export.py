@@ -21,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
-from pipeline.artifacts import (atomic_path, ensure_writable_dir, onnx_hash, record_stage,
+from pipeline.artifacts import (ensure_writable_dir, onnx_hash, record_stage, save_onnx,
                                 sha256_file, stage_is_fresh)
 from pipeline.errors import UserError
 from pipeline.numerics import compare, sample_images
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 OPSET_MIN, OPSET_MAX = 13, 20
 PARITY_TOL = 1e-4
 PARITY_BATCHES = (1, 3)
-ONNX_2GB = 2**31 - 1
 
 
 def validate_opset(opset: int) -> int:
@@ -144,17 +142,6 @@ def _name_io(onnx_path: Path, dst: Path) -> None:
     save_onnx(model, dst)
 
 
-def save_onnx(model, dst: Path) -> None:
-    """Save, switching to ONNX external data (`<name>.data`) past the 2 GB protobuf limit."""
-    import onnx
-    if model.ByteSize() > ONNX_2GB:
-        data = dst.name + ".data"
-        onnx.save_model(model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data, size_threshold=1024)
-    else:
-        onnx.save_model(model, str(dst))
-
-
 def ort_session(path: Path, threads: int | None = None):
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -162,6 +149,14 @@ def ort_session(path: Path, threads: int | None = None):
         so.intra_op_num_threads = threads
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _publish(staged: Path, dst: Path) -> None:
+    """Move a verified model (and its external data, first) into place."""
+    data = staged.with_name(staged.name + ".data")
+    if data.exists():
+        os.replace(data, dst.with_name(data.name))
+    os.replace(staged, dst)
 
 
 def reference_logits(model, preset: Preset, batches=PARITY_BATCHES, seed: int = 0) -> dict:
@@ -208,18 +203,19 @@ def export(preset: Preset, out_dir: str | Path, *, weights: str | None = None, o
         gc.collect()
         raw = work / "raw.onnx"
         _paddle_to_onnx(program, params, raw, opset)
-        with atomic_path(dst, suffix=".onnx") as tmp:
-            _name_io(raw, tmp)
-            raw.unlink()
-            figures = onnx_parity(tmp, refs)
-            worst = max(f["max_abs"] for f in figures.values())
-            if not worst <= tol:
-                raise UserError(f"export parity failed for {preset.name}: max |Δlogit| "
-                                f"{worst:.3g} > {tol:g} between Paddle and ONNX Runtime")
+        staged = work / "onnx" / dst.name  # final file names, so external data stays valid
+        _name_io(raw, staged)
+        raw.unlink()
+        figures = onnx_parity(staged, refs)
+        worst = max(f["max_abs"] for f in figures.values())
+        if not worst <= tol:
+            raise UserError(f"export parity failed for {preset.name}: max |Δlogit| "
+                            f"{worst:.3g} > {tol:g} between Paddle and ONNX Runtime")
+        _publish(staged, dst)
         # Keep the Paddle inference program: Paddle Inference benchmarks and bisecting use it.
         if paddle_dir.exists():
             shutil.rmtree(paddle_dir)
-        shutil.copytree(work, paddle_dir, ignore=shutil.ignore_patterns("*.onnx"))
+        shutil.copytree(work, paddle_dir, ignore=shutil.ignore_patterns("*.onnx", "onnx"))
         paddle_dir.chmod(0o755)  # copytree keeps TemporaryDirectory's private 0700
     seconds = time.perf_counter() - t0
     record_stage(out_dir, "export", {

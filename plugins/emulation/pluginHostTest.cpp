@@ -1,0 +1,399 @@
+// Host test of the plugin glue without libnvinfer and without a GPU: the glue is compiled against
+// the real TensorRT headers, the two libnvinfer entry points it uses (getLogger,
+// getPluginRegistry) and the three CUDA runtime calls are stubbed here, and enqueue runs the
+// emulated kernels (emulatedKernels.cpp) on host memory. Checks the creators' validation, the
+// kBUILD -> getFieldsToSerialize -> kRUNTIME round trip, type/format negotiation and enqueue.
+#include "classAttentionPlugin/classAttentionPlugin.h"
+#include "talkingHeadsAttentionPlugin/talkingHeadsAttentionPlugin.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace
+{
+
+class CapturingLogger : public ILogger
+{
+public:
+    void log(Severity severity, AsciiChar const* msg) noexcept override
+    {
+        if (severity <= Severity::kERROR)
+        {
+            last = msg;
+            ++errors;
+        }
+    }
+    std::string last;
+    int errors{0};
+};
+
+CapturingLogger gLogger;
+int gFailures = 0;
+
+void expect(bool ok, std::string const& what)
+{
+    std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
+    if (!ok)
+    {
+        ++gFailures;
+    }
+}
+
+bool lastErrorContains(char const* text)
+{
+    bool const ok = gLogger.last.find(text) != std::string::npos;
+    if (!ok)
+    {
+        std::printf("     last error was: '%s'\n", gLogger.last.c_str());
+    }
+    return ok;
+}
+
+struct Fields
+{
+    std::vector<PluginField> fields;
+    PluginFieldCollection fc{};
+    PluginFieldCollection const* get()
+    {
+        fc.nbFields = static_cast<int32_t>(fields.size());
+        fc.fields = fields.data();
+        return &fc;
+    }
+    void drop(char const* name)
+    {
+        for (auto it = fields.begin(); it != fields.end(); ++it)
+        {
+            if (std::strcmp(it->name, name) == 0)
+            {
+                fields.erase(it);
+                return;
+            }
+        }
+    }
+};
+
+struct ThAttrs
+{
+    int32_t heads{4};
+    float scale{0.25F};
+    std::vector<float> w1, b1, w2, b2;
+    explicit ThAttrs(int32_t h)
+        : heads(h)
+        , w1(h * h)
+        , b1(h)
+        , w2(h * h)
+        , b2(h)
+    {
+        for (int i = 0; i < h * h; ++i)
+        {
+            w1[i] = (i % (h + 1) == 0 ? 1.F : 0.F) + 0.01F * static_cast<float>(i % 7);
+            w2[i] = (i % (h + 1) == 0 ? 1.F : 0.F) - 0.02F * static_cast<float>(i % 5);
+        }
+        for (int i = 0; i < h; ++i)
+        {
+            b1[i] = 0.1F * static_cast<float>(i);
+            b2[i] = -0.01F * static_cast<float>(i);
+        }
+    }
+    Fields fields() const
+    {
+        Fields f;
+        f.fields.emplace_back("num_heads", &heads, PluginFieldType::kINT32, 1);
+        f.fields.emplace_back("scale", &scale, PluginFieldType::kFLOAT32, 1);
+        f.fields.emplace_back("pre_weight", w1.data(), PluginFieldType::kFLOAT32, heads * heads);
+        f.fields.emplace_back("pre_bias", b1.data(), PluginFieldType::kFLOAT32, heads);
+        f.fields.emplace_back("post_weight", w2.data(), PluginFieldType::kFLOAT32, heads * heads);
+        f.fields.emplace_back("post_bias", b2.data(), PluginFieldType::kFLOAT32, heads);
+        return f;
+    }
+};
+
+template <typename P>
+std::unique_ptr<IPluginV3> own(P* p)
+{
+    return std::unique_ptr<IPluginV3>(p);
+}
+
+bool sameFields(PluginFieldCollection const* a, PluginFieldCollection const* b)
+{
+    if (a == nullptr || b == nullptr || a->nbFields != b->nbFields)
+    {
+        return false;
+    }
+    for (int i = 0; i < a->nbFields; ++i)
+    {
+        PluginField const& x = a->fields[i];
+        PluginField const& y = b->fields[i];
+        size_t const bytes = static_cast<size_t>(x.length) * 4; // int32 and float32 only
+        if (std::strcmp(x.name, y.name) != 0 || x.type != y.type || x.length != y.length
+            || std::memcmp(x.data, y.data, bytes) != 0)
+        {
+            return false;
+        }
+    }
+    return true;
+}
+
+PluginTensorDesc desc(std::vector<int64_t> const& dims, DataType type)
+{
+    PluginTensorDesc d{};
+    d.dims.nbDims = static_cast<int32_t>(dims.size());
+    for (size_t i = 0; i < dims.size(); ++i)
+    {
+        d.dims.d[i] = dims[i];
+    }
+    d.type = type;
+    d.format = TensorFormat::kLINEAR;
+    d.scale = 1.F;
+    return d;
+}
+
+void testTalkingHeads()
+{
+    cait::TalkingHeadsAttentionPluginCreator creator;
+    expect(std::string(creator.getPluginName()) == "CaitTalkingHeadsAttention"
+            && std::string(creator.getPluginVersion()) == "1" && std::string(creator.getPluginNamespace()).empty(),
+        "talking heads: name, version, namespace");
+    expect(creator.getFieldNames()->nbFields == 6, "talking heads: creator lists 6 fields");
+
+    ThAttrs attrs(4);
+    Fields good = attrs.fields();
+    auto plugin = own(creator.createPlugin("th", good.get(), TensorRTPhase::kBUILD));
+    expect(plugin != nullptr, "talking heads: valid attributes create a plugin");
+    if (!plugin)
+    {
+        return;
+    }
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
+    expect(runtime && build && core && std::string(core->getPluginName()) == "CaitTalkingHeadsAttention",
+        "talking heads: capabilities");
+
+    PluginFieldCollection const* serialized = runtime->getFieldsToSerialize();
+    auto restored = own(creator.createPlugin("th", serialized, TensorRTPhase::kRUNTIME));
+    expect(restored != nullptr, "talking heads: kRUNTIME plugin from getFieldsToSerialize");
+    if (restored)
+    {
+        auto* rt2 = static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        expect(sameFields(serialized, rt2->getFieldsToSerialize()), "talking heads: serialization round-trips");
+    }
+
+    // Validation: every failure must come back as nullptr plus an error naming the cause.
+    {
+        Fields f = attrs.fields();
+        f.drop("num_heads");
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("missing attribute 'num_heads'"),
+            "talking heads: missing num_heads rejected");
+    }
+    {
+        Fields f = attrs.fields();
+        f.drop("post_bias");
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("missing attribute 'post_bias'"),
+            "talking heads: missing post_bias rejected");
+    }
+    {
+        Fields f = attrs.fields();
+        f.fields[2].length = 9; // pre_weight 3x3 with num_heads 4
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("'pre_weight' must have 16 values, got 9"),
+            "talking heads: H*H mismatch rejected");
+    }
+    {
+        Fields f = attrs.fields();
+        f.fields[3].length = 3;
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("'pre_bias' must have 4 values"),
+            "talking heads: wrong bias length rejected");
+    }
+    {
+        Fields f = attrs.fields();
+        f.fields[0].type = PluginFieldType::kFLOAT32;
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("must be an int"),
+            "talking heads: num_heads of the wrong type rejected");
+    }
+    {
+        ThAttrs big(17);
+        Fields f = big.fields();
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("num_heads must be in [1, 16]"),
+            "talking heads: num_heads above the kernel limit rejected");
+    }
+    {
+        float nan = std::nanf("");
+        Fields f = attrs.fields();
+        f.fields[1].data = &nan;
+        expect(creator.createPlugin("th", f.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("non-finite"),
+            "talking heads: NaN scale rejected");
+    }
+    expect(creator.createPlugin("th", nullptr, TensorRTPhase::kBUILD) == nullptr, "talking heads: null collection");
+
+    // Types and formats.
+    DataType out{};
+    DataType const half = DataType::kHALF;
+    expect(build->getOutputDataTypes(&out, 1, &half, 1) == 0 && out == DataType::kHALF, "talking heads: fp16 out");
+    DataType const i8 = DataType::kINT8;
+    expect(build->getOutputDataTypes(&out, 1, &i8, 1) != 0, "talking heads: int8 input rejected");
+    DynamicPluginTensorDesc io[2]{};
+    io[0].desc = desc({2, 10, 96}, DataType::kHALF);
+    io[1].desc = desc({2, 10, 32}, DataType::kHALF);
+    expect(build->supportsFormatCombination(0, io, 1, 1) && build->supportsFormatCombination(1, io, 1, 1),
+        "talking heads: fp16/fp16 linear supported");
+    io[1].desc.type = DataType::kFLOAT;
+    expect(!build->supportsFormatCombination(1, io, 1, 1), "talking heads: mixed dtypes refused");
+
+    // Head size must divide C: 3*C = 99 is not 3 * 4 * d.
+    PluginTensorDesc bad[2] = {desc({2, 10, 99}, DataType::kFLOAT), desc({2, 10, 33}, DataType::kFLOAT)};
+    expect(runtime->onShapeChange(bad, 1, bad + 1, 1) != 0 && lastErrorContains("head size must divide C"),
+        "talking heads: head size not dividing C rejected");
+
+    // enqueue (emulated kernel) equals a direct launch of the same kernel.
+    int32_t const B = 2, N = 19, H = 4, d = 8, C = H * d;
+    std::vector<float> qkv(static_cast<size_t>(B) * N * 3 * C);
+    for (size_t i = 0; i < qkv.size(); ++i)
+    {
+        qkv[i] = std::sin(0.37F * static_cast<float>(i)) * 1.5F;
+    }
+    std::vector<float> viaPlugin(static_cast<size_t>(B) * N * C, -1.F), direct(viaPlugin.size(), -2.F);
+    PluginTensorDesc shapes[2] = {desc({B, N, 3 * C}, DataType::kFLOAT), desc({B, N, C}, DataType::kFLOAT)};
+    void const* ins[1] = {qkv.data()};
+    void* outs[1] = {viaPlugin.data()};
+    auto attached = own(runtime->attachToContext(nullptr));
+    auto* rt = static_cast<IPluginV3OneRuntime*>(attached->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    expect(rt->onShapeChange(shapes, 1, shapes + 1, 1) == 0, "talking heads: onShapeChange");
+    expect(rt->enqueue(shapes, shapes + 1, ins, outs, nullptr, nullptr) == 0, "talking heads: enqueue fp32");
+    cait::TalkingHeadsParams p{};
+    p.batch = B;
+    p.tokens = N;
+    p.heads = H;
+    p.headSize = d;
+    p.scale = attrs.scale;
+    std::memcpy(p.preWeight, attrs.w1.data(), attrs.w1.size() * 4);
+    std::memcpy(p.preBias, attrs.b1.data(), attrs.b1.size() * 4);
+    std::memcpy(p.postWeight, attrs.w2.data(), attrs.w2.size() * 4);
+    std::memcpy(p.postBias, attrs.b2.data(), attrs.b2.size() * 4);
+    expect(cait::launchTalkingHeads<float>(p, qkv.data(), direct.data(), 163 * 1024, nullptr) == cudaSuccess,
+        "talking heads: direct launch");
+    expect(viaPlugin == direct, "talking heads: enqueue passes the attributes through unchanged");
+}
+
+void testClassAttention()
+{
+    cait::ClassAttentionPluginCreator creator;
+    expect(std::string(creator.getPluginName()) == "CaitClassAttention" && creator.getFieldNames()->nbFields == 2,
+        "class attention: name and 2 fields");
+    int32_t heads = 4;
+    float scale = 0.125F;
+    Fields f;
+    f.fields.emplace_back("num_heads", &heads, PluginFieldType::kINT32, 1);
+    f.fields.emplace_back("scale", &scale, PluginFieldType::kFLOAT32, 1);
+    auto plugin = own(creator.createPlugin("ca", f.get(), TensorRTPhase::kBUILD));
+    expect(plugin != nullptr, "class attention: valid attributes create a plugin");
+    if (!plugin)
+    {
+        return;
+    }
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    auto restored = own(creator.createPlugin("ca", runtime->getFieldsToSerialize(), TensorRTPhase::kRUNTIME));
+    expect(restored != nullptr
+            && sameFields(runtime->getFieldsToSerialize(),
+                static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME))
+                    ->getFieldsToSerialize()),
+        "class attention: serialization round-trips");
+    {
+        Fields g = f;
+        g.drop("scale");
+        expect(creator.createPlugin("ca", g.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("missing attribute 'scale'"),
+            "class attention: missing scale rejected");
+    }
+    {
+        Fields g = f;
+        g.fields[1].length = 2;
+        expect(creator.createPlugin("ca", g.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("'scale' must have 1 values, got 2"),
+            "class attention: scale of length 2 rejected");
+    }
+    {
+        int32_t zero = 0;
+        Fields g = f;
+        g.fields[0].data = &zero;
+        expect(creator.createPlugin("ca", g.get(), TensorRTPhase::kBUILD) == nullptr
+                && lastErrorContains("num_heads must be in"),
+            "class attention: num_heads 0 rejected");
+    }
+    PluginTensorDesc bad[4] = {desc({2, 1, 30}, DataType::kFLOAT), desc({2, 9, 30}, DataType::kFLOAT),
+        desc({2, 9, 30}, DataType::kFLOAT), desc({2, 1, 30}, DataType::kFLOAT)};
+    expect(runtime->onShapeChange(bad, 3, bad + 3, 1) != 0 && lastErrorContains("not divisible by num_heads"),
+        "class attention: head size not dividing C rejected");
+    PluginTensorDesc mism[4] = {desc({2, 1, 32}, DataType::kFLOAT), desc({2, 9, 32}, DataType::kFLOAT),
+        desc({2, 8, 32}, DataType::kFLOAT), desc({2, 1, 32}, DataType::kFLOAT)};
+    expect(runtime->onShapeChange(mism, 3, mism + 3, 1) != 0 && lastErrorContains("token counts differ"),
+        "class attention: k/v token mismatch rejected");
+
+    int32_t const B = 2, T = 9, C = 32;
+    std::vector<__half> q(B * C), k(B * T * C), v(B * T * C), o(B * C), direct(B * C);
+    for (size_t i = 0; i < k.size(); ++i)
+    {
+        k[i] = __float2half_rn(std::cos(0.11F * static_cast<float>(i)));
+        v[i] = __float2half_rn(std::sin(0.07F * static_cast<float>(i)));
+    }
+    for (size_t i = 0; i < q.size(); ++i)
+    {
+        q[i] = __float2half_rn(std::sin(0.5F * static_cast<float>(i)));
+    }
+    PluginTensorDesc shapes[4] = {desc({B, 1, C}, DataType::kHALF), desc({B, T, C}, DataType::kHALF),
+        desc({B, T, C}, DataType::kHALF), desc({B, 1, C}, DataType::kHALF)};
+    void const* ins[3] = {q.data(), k.data(), v.data()};
+    void* outs[1] = {o.data()};
+    expect(runtime->onShapeChange(shapes, 3, shapes + 3, 1) == 0, "class attention: onShapeChange");
+    expect(runtime->enqueue(shapes, shapes + 3, ins, outs, nullptr, nullptr) == 0, "class attention: enqueue fp16");
+    cait::ClassAttentionParams p{B, T, heads, C / heads, scale};
+    cait::launchClassAttention<__half>(p, q.data(), k.data(), v.data(), direct.data(), 48 * 1024, nullptr);
+    expect(std::memcmp(o.data(), direct.data(), o.size() * sizeof(__half)) == 0,
+        "class attention: enqueue equals a direct launch");
+}
+
+} // namespace
+
+// ---- stubs of what the glue takes from libnvinfer and libcudart ----------------------------------
+extern "C" ILogger* getLogger() noexcept
+{
+    return &gLogger;
+}
+extern "C" IPluginRegistry* getPluginRegistry() noexcept
+{
+    return nullptr; // reportError then goes to the logger only
+}
+extern "C" cudaError_t cudaGetDevice(int* device)
+{
+    *device = 0;
+    return cudaSuccess;
+}
+extern "C" cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int)
+{
+    *value = 163 * 1024; // Orin / A100 opt-in limit
+    return cudaSuccess;
+}
+extern "C" char const* cudaGetErrorString(cudaError_t)
+{
+    return "emulated cuda error";
+}
+
+int main()
+{
+    testTalkingHeads();
+    testClassAttention();
+    std::printf("%s (%d failures)\n", gFailures == 0 ? "ALL PASSED" : "FAILED", gFailures);
+    return gFailures == 0 ? 0 : 1;
+}

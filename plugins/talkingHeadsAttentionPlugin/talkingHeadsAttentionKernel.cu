@@ -1,0 +1,596 @@
+// Fused talking-heads attention (design and byte counts in README.md). The head mixing needs every
+// head's score (before softmax) and probability (after it) at each (i, j), so a block always works
+// on all heads of its query rows at once; nothing of the H x N x N tensor reaches global memory.
+//  - talkingHeadsKernel (full-row): full score rows of the tile in shared memory, one pass.
+//    Phases: (A) scores per head, (B) pre-mix, softmax, post-mix in place, (C) P'V.
+//  - talkingHeadsStreamingKernel: key chunks, pass 1 for softmax statistics, pass 2 for P'V.
+#include "talkingHeadsAttentionPlugin/talkingHeadsAttentionKernel.h"
+
+#include "common/kernelCompat.h"
+
+#include <initializer_list>
+
+namespace cait
+{
+
+template <typename T>
+__global__ void __launch_bounds__(kThThreads, 2)
+    talkingHeadsKernel(TalkingHeadsParams const p, int32_t const rows, T const* __restrict__ qkv, T* __restrict__ out)
+{
+    CAIT_DYNAMIC_SMEM(smemRaw);
+    int32_t const N = p.tokens;
+    int32_t const H = p.heads;
+    int32_t const d = p.headSize;
+    int32_t const C = H * d;
+    int64_t const rowStride = 3 * static_cast<int64_t>(C);
+
+    float* scores = reinterpret_cast<float*>(smemRaw); // [rows][H][N]
+    float* qTile = scores + static_cast<int64_t>(rows) * H * N; // [rows][d], one head at a time
+    float* preW = qTile + rows * d;
+    float* preB = preW + H * H;
+    float* postW = preB + H;
+    float* postB = postW + H * H;
+
+    int32_t const tid = threadIdx.x;
+    int32_t const nThreads = blockDim.x;
+    int32_t const b = blockIdx.y;
+    int32_t const row0 = blockIdx.x * rows;
+    int32_t const nRows = (N - row0) < rows ? (N - row0) : rows;
+    T const* base = qkv + static_cast<int64_t>(b) * N * rowStride;
+
+    // Coefficients are read by every thread in phase B: shared memory beats the divergent
+    // indexing of the parameter bank.
+    for (int32_t e = tid; e < H * H; e += nThreads)
+    {
+        preW[e] = p.preWeight[e];
+        postW[e] = p.postWeight[e];
+    }
+    for (int32_t e = tid; e < H; e += nThreads)
+    {
+        preB[e] = p.preBias[e];
+        postB[e] = p.postBias[e];
+    }
+
+    // (A) s[r][h][j] = scale * q_h[row0 + r] . k_h[j]. A thread owns a key and reads it once per
+    // tile for all rows of the tile.
+    for (int32_t h = 0; h < H; ++h)
+    {
+        __syncthreads(); // the previous head's qTile is no longer read
+        for (int32_t e = tid; e < rows * d; e += nThreads)
+        {
+            int32_t const r = e / d;
+            int32_t const t = e - r * d;
+            qTile[e] = r < nRows ? p.scale * toFloat(base[(row0 + r) * rowStride + h * d + t]) : 0.F;
+        }
+        __syncthreads();
+        for (int32_t j = tid; j < N; j += nThreads)
+        {
+            T const* kRow = base + j * rowStride + C + h * d;
+            float acc[kThMaxRows];
+#pragma unroll
+            for (int32_t r = 0; r < kThMaxRows; ++r)
+            {
+                acc[r] = 0.F;
+            }
+            for (int32_t t = 0; t < d; ++t)
+            {
+                float const kv = toFloat(kRow[t]);
+#pragma unroll
+                for (int32_t r = 0; r < kThMaxRows; ++r)
+                {
+                    if (r < rows)
+                    {
+                        acc[r] += qTile[r * d + t] * kv;
+                    }
+                }
+            }
+#pragma unroll
+            for (int32_t r = 0; r < kThMaxRows; ++r)
+            {
+                if (r < nRows)
+                {
+                    scores[(r * H + h) * N + j] = acc[r];
+                }
+            }
+        }
+    }
+    __syncthreads();
+
+    // (B1) pre-softmax mixing across heads at each (r, j); a thread owns whole columns, so the
+    // in-place update needs no barrier.
+    for (int32_t e = tid; e < nRows * N; e += nThreads)
+    {
+        int32_t const r = e / N;
+        int32_t const j = e - r * N;
+        float* col = scores + r * H * N + j;
+        float s[kThMaxHeads];
+#pragma unroll
+        for (int32_t i = 0; i < kThMaxHeads; ++i)
+        {
+            s[i] = i < H ? col[i * N] : 0.F;
+        }
+        for (int32_t o = 0; o < H; ++o)
+        {
+            float acc = preB[o];
+#pragma unroll
+            for (int32_t i = 0; i < kThMaxHeads; ++i)
+            {
+                if (i < H)
+                {
+                    acc += preW[o * H + i] * s[i];
+                }
+            }
+            col[o * N] = acc;
+        }
+    }
+    __syncthreads();
+
+    // (B2) softmax over keys, one warp per (row, head); max-subtracted in fp32 so that scores
+    // beyond fp16's exp range are exact.
+    int32_t const lane = tid % kWarpSize;
+    int32_t const warp = tid / kWarpSize;
+    int32_t const nWarps = nThreads / kWarpSize;
+    for (int32_t rh = warp; rh < nRows * H; rh += nWarps)
+    {
+        float* s = scores + rh * N;
+        float m = -INFINITY;
+        for (int32_t j = lane; j < N; j += kWarpSize)
+        {
+            m = fmaxf(m, s[j]);
+        }
+        m = warpMax(m);
+        float sum = 0.F;
+        for (int32_t j = lane; j < N; j += kWarpSize)
+        {
+            float const e = expf(s[j] - m);
+            s[j] = e;
+            sum += e;
+        }
+        sum = warpSum(sum);
+        float const inv = 1.F / sum;
+        for (int32_t j = lane; j < N; j += kWarpSize)
+        {
+            s[j] *= inv;
+        }
+    }
+    __syncthreads();
+
+    // (B3) post-softmax mixing, same column ownership as B1.
+    for (int32_t e = tid; e < nRows * N; e += nThreads)
+    {
+        int32_t const r = e / N;
+        int32_t const j = e - r * N;
+        float* col = scores + r * H * N + j;
+        float s[kThMaxHeads];
+#pragma unroll
+        for (int32_t i = 0; i < kThMaxHeads; ++i)
+        {
+            s[i] = i < H ? col[i * N] : 0.F;
+        }
+        for (int32_t o = 0; o < H; ++o)
+        {
+            float acc = postB[o];
+#pragma unroll
+            for (int32_t i = 0; i < kThMaxHeads; ++i)
+            {
+                if (i < H)
+                {
+                    acc += postW[o * H + i] * s[i];
+                }
+            }
+            col[o * N] = acc;
+        }
+    }
+    __syncthreads();
+
+    // (C) o[r][h*d + t] = sum_j p'[r][h][j] * v_h[j][t]: a thread owns an output channel and reads
+    // its V column once per tile (coalesced across the warp) for all rows of the tile.
+    for (int32_t c = tid; c < C; c += nThreads)
+    {
+        int32_t const h = c / d;
+        float acc[kThMaxRows];
+#pragma unroll
+        for (int32_t r = 0; r < kThMaxRows; ++r)
+        {
+            acc[r] = 0.F;
+        }
+        T const* vCol = base + 2 * C + c;
+        float const* pRow = scores + h * N;
+        for (int32_t j = 0; j < N; ++j)
+        {
+            float const v = toFloat(vCol[j * rowStride]);
+#pragma unroll
+            for (int32_t r = 0; r < kThMaxRows; ++r)
+            {
+                if (r < nRows)
+                {
+                    acc[r] += pRow[r * H * N + j] * v;
+                }
+            }
+        }
+        T* o = out + (static_cast<int64_t>(b) * N + row0) * C + c;
+#pragma unroll
+        for (int32_t r = 0; r < kThMaxRows; ++r)
+        {
+            if (r < nRows)
+            {
+                o[static_cast<int64_t>(r) * C] = fromFloat<T>(acc[r]);
+            }
+        }
+    }
+}
+
+// Scores of one key chunk for every row of the tile and every head, pre-mixed in place:
+// sc[(r*H + o)*chunk + jj] = preB[o] + sum_i preW[o*H+i] * scale * q_i[r] . k_i[j0 + jj].
+template <typename T>
+__device__ __forceinline__ void streamChunkScores(T const* base, int64_t rowStride, int32_t C, int32_t H, int32_t d,
+    int32_t rows, int32_t nRows, int32_t chunk, int32_t j0, int32_t kc, float const* qAll, float* sc,
+    float const* preW, float const* preB)
+{
+    int32_t const tid = threadIdx.x;
+    int32_t const nThreads = blockDim.x;
+    for (int32_t e = tid; e < H * kc; e += nThreads)
+    {
+        int32_t const h = e / kc;
+        int32_t const jj = e - h * kc;
+        T const* kRow = base + (j0 + jj) * rowStride + C + h * d;
+        float acc[kThMaxRows];
+#pragma unroll
+        for (int32_t r = 0; r < kThMaxRows; ++r)
+        {
+            acc[r] = 0.F;
+        }
+        for (int32_t t = 0; t < d; ++t)
+        {
+            float const kv = toFloat(kRow[t]);
+#pragma unroll
+            for (int32_t r = 0; r < kThMaxRows; ++r)
+            {
+                if (r < rows)
+                {
+                    acc[r] += qAll[r * C + h * d + t] * kv;
+                }
+            }
+        }
+#pragma unroll
+        for (int32_t r = 0; r < kThMaxRows; ++r)
+        {
+            if (r < nRows)
+            {
+                sc[(r * H + h) * chunk + jj] = acc[r];
+            }
+        }
+    }
+    __syncthreads();
+    for (int32_t e = tid; e < nRows * kc; e += nThreads)
+    {
+        int32_t const r = e / kc;
+        int32_t const jj = e - r * kc;
+        float* col = sc + r * H * chunk + jj;
+        float s[kThMaxHeads];
+#pragma unroll
+        for (int32_t i = 0; i < kThMaxHeads; ++i)
+        {
+            s[i] = i < H ? col[i * chunk] : 0.F;
+        }
+        for (int32_t o = 0; o < H; ++o)
+        {
+            float acc = preB[o];
+#pragma unroll
+            for (int32_t i = 0; i < kThMaxHeads; ++i)
+            {
+                if (i < H)
+                {
+                    acc += preW[o * H + i] * s[i];
+                }
+            }
+            col[o * chunk] = acc;
+        }
+    }
+    __syncthreads();
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThThreads, 2) talkingHeadsStreamingKernel(TalkingHeadsParams const p,
+    int32_t const rows, int32_t const chunk, T const* __restrict__ qkv, T* __restrict__ out)
+{
+    CAIT_DYNAMIC_SMEM(smemRaw);
+    int32_t const N = p.tokens;
+    int32_t const H = p.heads;
+    int32_t const d = p.headSize;
+    int32_t const C = H * d;
+    int64_t const rowStride = 3 * static_cast<int64_t>(C);
+
+    float* qAll = reinterpret_cast<float*>(smemRaw); // [rows][C], scaled
+    float* sc = qAll + rows * C;                     // [rows][H][chunk]
+    float* rowMax = sc + rows * H * chunk;           // [rows*H]
+    float* rowInvSum = rowMax + rows * H;            // [rows*H]: running sum, then its inverse
+    float* preW = rowInvSum + rows * H;
+    float* preB = preW + H * H;
+    float* postW = preB + H;
+    float* postB = postW + H * H;
+
+    int32_t const tid = threadIdx.x;
+    int32_t const nThreads = blockDim.x;
+    int32_t const lane = tid % kWarpSize;
+    int32_t const warp = tid / kWarpSize;
+    int32_t const nWarps = nThreads / kWarpSize;
+    int32_t const b = blockIdx.y;
+    int32_t const row0 = blockIdx.x * rows;
+    int32_t const nRows = (N - row0) < rows ? (N - row0) : rows;
+    T const* base = qkv + static_cast<int64_t>(b) * N * rowStride;
+
+    for (int32_t e = tid; e < H * H; e += nThreads)
+    {
+        preW[e] = p.preWeight[e];
+        postW[e] = p.postWeight[e];
+    }
+    for (int32_t e = tid; e < H; e += nThreads)
+    {
+        preB[e] = p.preBias[e];
+        postB[e] = p.postBias[e];
+    }
+    for (int32_t e = tid; e < rows * H; e += nThreads)
+    {
+        rowMax[e] = -INFINITY;
+        rowInvSum[e] = 0.F;
+    }
+    for (int32_t e = tid; e < rows * C; e += nThreads)
+    {
+        int32_t const r = e / C;
+        int32_t const c = e - r * C;
+        qAll[e] = r < nRows ? p.scale * toFloat(base[(row0 + r) * rowStride + c]) : 0.F;
+    }
+    __syncthreads();
+
+    // Pass 1: online max and sum of exp per (row, mixed head), one warp per (row, head).
+    for (int32_t j0 = 0; j0 < N; j0 += chunk)
+    {
+        int32_t const kc = (N - j0) < chunk ? (N - j0) : chunk;
+        streamChunkScores(base, rowStride, C, H, d, rows, nRows, chunk, j0, kc, qAll, sc, preW, preB);
+        for (int32_t rh = warp; rh < nRows * H; rh += nWarps)
+        {
+            float const* s = sc + rh * chunk;
+            float m = -INFINITY;
+            for (int32_t jj = lane; jj < kc; jj += kWarpSize)
+            {
+                m = fmaxf(m, s[jj]);
+            }
+            m = warpMax(m);
+            float const mNew = fmaxf(rowMax[rh], m);
+            float sum = 0.F;
+            for (int32_t jj = lane; jj < kc; jj += kWarpSize)
+            {
+                sum += expf(s[jj] - mNew);
+            }
+            sum = warpSum(sum);
+            if (lane == 0)
+            {
+                rowInvSum[rh] = rowInvSum[rh] * expf(rowMax[rh] - mNew) + sum;
+                rowMax[rh] = mNew;
+            }
+        }
+        __syncthreads(); // sc is overwritten by the next chunk
+    }
+    for (int32_t e = tid; e < nRows * H; e += nThreads)
+    {
+        rowInvSum[e] = 1.F / rowInvSum[e];
+    }
+    __syncthreads();
+
+    // Pass 2: recompute the chunk, normalize, post-mix, accumulate P'V. A thread owns up to
+    // kThStreamChannelsPerThread output channels for all rows of the tile, in registers.
+    float acc[kThStreamChannelsPerThread][kThMaxRows];
+#pragma unroll
+    for (int32_t ci = 0; ci < kThStreamChannelsPerThread; ++ci)
+    {
+#pragma unroll
+        for (int32_t r = 0; r < kThMaxRows; ++r)
+        {
+            acc[ci][r] = 0.F;
+        }
+    }
+    for (int32_t j0 = 0; j0 < N; j0 += chunk)
+    {
+        int32_t const kc = (N - j0) < chunk ? (N - j0) : chunk;
+        streamChunkScores(base, rowStride, C, H, d, rows, nRows, chunk, j0, kc, qAll, sc, preW, preB);
+        for (int32_t e = tid; e < nRows * H * kc; e += nThreads)
+        {
+            int32_t const rh = e / kc;
+            int32_t const jj = e - rh * kc;
+            sc[rh * chunk + jj] = expf(sc[rh * chunk + jj] - rowMax[rh]) * rowInvSum[rh];
+        }
+        __syncthreads();
+        for (int32_t e = tid; e < nRows * kc; e += nThreads)
+        {
+            int32_t const r = e / kc;
+            int32_t const jj = e - r * kc;
+            float* col = sc + r * H * chunk + jj;
+            float s[kThMaxHeads];
+#pragma unroll
+            for (int32_t i = 0; i < kThMaxHeads; ++i)
+            {
+                s[i] = i < H ? col[i * chunk] : 0.F;
+            }
+            for (int32_t o = 0; o < H; ++o)
+            {
+                float a = postB[o];
+#pragma unroll
+                for (int32_t i = 0; i < kThMaxHeads; ++i)
+                {
+                    if (i < H)
+                    {
+                        a += postW[o * H + i] * s[i];
+                    }
+                }
+                col[o * chunk] = a;
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int32_t ci = 0; ci < kThStreamChannelsPerThread; ++ci)
+        {
+            int32_t const c = tid + ci * nThreads;
+            if (c < C)
+            {
+                int32_t const h = c / d;
+                T const* vCol = base + static_cast<int64_t>(j0) * rowStride + 2 * C + c;
+                float const* pRow = sc + h * chunk;
+                for (int32_t jj = 0; jj < kc; ++jj)
+                {
+                    float const v = toFloat(vCol[jj * rowStride]);
+#pragma unroll
+                    for (int32_t r = 0; r < kThMaxRows; ++r)
+                    {
+                        if (r < nRows)
+                        {
+                            acc[ci][r] += pRow[r * H * chunk + jj] * v;
+                        }
+                    }
+                }
+            }
+        }
+        __syncthreads(); // sc is overwritten by the next chunk
+    }
+#pragma unroll
+    for (int32_t ci = 0; ci < kThStreamChannelsPerThread; ++ci)
+    {
+        int32_t const c = tid + ci * nThreads;
+        if (c < C)
+        {
+            T* o = out + (static_cast<int64_t>(b) * N + row0) * C + c;
+#pragma unroll
+            for (int32_t r = 0; r < kThMaxRows; ++r)
+            {
+                if (r < nRows)
+                {
+                    o[static_cast<int64_t>(r) * C] = fromFloat<T>(acc[ci][r]);
+                }
+            }
+        }
+    }
+}
+
+size_t talkingHeadsStreamingSmemBytes(int32_t rows, int32_t chunk, int32_t heads, int32_t headSize)
+{
+    size_t const C = static_cast<size_t>(heads) * headSize;
+    size_t const floats = static_cast<size_t>(rows) * C + static_cast<size_t>(rows) * heads * chunk
+        + 2 * static_cast<size_t>(rows) * heads + 2 * (static_cast<size_t>(heads) * heads + heads);
+    return floats * sizeof(float);
+}
+
+TalkingHeadsPlan talkingHeadsPlan(
+    int32_t heads, int32_t tokens, int32_t headSize, size_t maxSmemBytes, TalkingHeadsVariant want)
+{
+    TalkingHeadsPlan full;
+    full.variant = TalkingHeadsVariant::kFullRow;
+    full.rows = talkingHeadsRowsPerBlock(heads, tokens, headSize, maxSmemBytes);
+    full.smemBytes = full.rows > 0 ? talkingHeadsSmemBytes(full.rows, heads, tokens, headSize) : 0;
+
+    TalkingHeadsPlan stream;
+    stream.variant = TalkingHeadsVariant::kStreaming;
+    if (static_cast<int64_t>(heads) * headSize <= kThStreamMaxChannels)
+    {
+        int32_t const maxRows = kThMaxRows < tokens ? kThMaxRows : tokens;
+        for (int32_t rows = maxRows; rows > 0 && stream.rows == 0; --rows)
+        {
+            for (int32_t chunk : {64, 32, 16, 8})
+            {
+                size_t const bytes = talkingHeadsStreamingSmemBytes(rows, chunk, heads, headSize);
+                if (bytes <= maxSmemBytes)
+                {
+                    stream.rows = rows;
+                    stream.chunk = chunk;
+                    stream.smemBytes = bytes;
+                    break;
+                }
+            }
+        }
+    }
+
+    switch (want)
+    {
+    case TalkingHeadsVariant::kFullRow: return full;
+    case TalkingHeadsVariant::kStreaming: return stream;
+    case TalkingHeadsVariant::kAuto: break;
+    }
+    if (full.rows >= kThFullRowMinRows || full.rows == tokens || stream.rows == 0)
+    {
+        return full;
+    }
+    return stream;
+}
+
+size_t talkingHeadsSmemBytes(int32_t rows, int32_t heads, int32_t tokens, int32_t headSize)
+{
+    size_t const floats = static_cast<size_t>(rows) * heads * tokens + static_cast<size_t>(rows) * headSize
+        + 2 * (static_cast<size_t>(heads) * heads + heads);
+    return floats * sizeof(float);
+}
+
+int32_t talkingHeadsRowsPerBlock(int32_t heads, int32_t tokens, int32_t headSize, size_t maxSmemBytes)
+{
+    int32_t rows = kThMaxRows < tokens ? kThMaxRows : tokens;
+    while (rows > 0 && talkingHeadsSmemBytes(rows, heads, tokens, headSize) > maxSmemBytes)
+    {
+        --rows;
+    }
+    return rows;
+}
+
+cudaError_t talkingHeadsPrepare(size_t maxSmemBytes)
+{
+#if defined(CAIT_EMULATION)
+    (void) maxSmemBytes;
+    return cudaSuccess;
+#else
+    int const bytes = static_cast<int>(maxSmemBytes);
+    cudaError_t err = cudaFuncSetAttribute(talkingHeadsKernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (err == cudaSuccess)
+    {
+        err = cudaFuncSetAttribute(talkingHeadsKernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    }
+    if (err == cudaSuccess)
+    {
+        err = cudaFuncSetAttribute(
+            talkingHeadsStreamingKernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    }
+    if (err == cudaSuccess)
+    {
+        err = cudaFuncSetAttribute(
+            talkingHeadsStreamingKernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    }
+    return err;
+#endif
+}
+
+template <typename T>
+cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T* out, size_t maxSmemBytes,
+    cudaStream_t stream, TalkingHeadsVariant variant)
+{
+    if (params.batch <= 0 || params.tokens <= 0 || params.heads <= 0 || params.heads > kThMaxHeads
+        || params.headSize <= 0 || params.batch > 65535)
+    {
+        return cudaErrorInvalidValue;
+    }
+    TalkingHeadsPlan const plan = talkingHeadsPlan(params.heads, params.tokens, params.headSize, maxSmemBytes, variant);
+    if (plan.rows == 0)
+    {
+        return cudaErrorInvalidValue;
+    }
+    dim3 const grid(static_cast<unsigned>(ceilDiv(params.tokens, plan.rows)), static_cast<unsigned>(params.batch));
+    dim3 const block(kThThreads);
+    if (plan.variant == TalkingHeadsVariant::kStreaming)
+    {
+        return CAIT_LAUNCH(talkingHeadsStreamingKernel<T>, grid, block, plan.smemBytes, stream, params, plan.rows,
+            plan.chunk, qkv, out);
+    }
+    return CAIT_LAUNCH(talkingHeadsKernel<T>, grid, block, plan.smemBytes, stream, params, plan.rows, qkv, out);
+}
+
+template cudaError_t launchTalkingHeads<float>(
+    TalkingHeadsParams const&, float const*, float*, size_t, cudaStream_t, TalkingHeadsVariant);
+template cudaError_t launchTalkingHeads<__half>(
+    TalkingHeadsParams const&, __half const*, __half*, size_t, cudaStream_t, TalkingHeadsVariant);
+
+} // namespace cait
