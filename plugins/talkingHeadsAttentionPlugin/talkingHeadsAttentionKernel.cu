@@ -13,6 +13,33 @@
 namespace cait
 {
 
+// One (row, key) column of the head-major score block: s'_o = b[o] + sum_i W[o*H + i] * s_i,
+// in place. The column is read into registers first, so a thread owning whole columns needs no
+// barrier between reading and writing.
+__device__ __forceinline__ void mixHeadsColumn(
+    float* col, int32_t stride, int32_t H, float const* W, float const* b)
+{
+    float s[kThMaxHeads];
+#pragma unroll
+    for (int32_t i = 0; i < kThMaxHeads; ++i)
+    {
+        s[i] = i < H ? col[i * stride] : 0.F;
+    }
+    for (int32_t o = 0; o < H; ++o)
+    {
+        float acc = b[o];
+#pragma unroll
+        for (int32_t i = 0; i < kThMaxHeads; ++i)
+        {
+            if (i < H)
+            {
+                acc += W[o * H + i] * s[i];
+            }
+        }
+        col[o * stride] = acc;
+    }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThThreads, 2)
     talkingHeadsKernel(TalkingHeadsParams const p, int32_t const rows, T const* __restrict__ qkv, T* __restrict__ out)
@@ -103,25 +130,7 @@ __global__ void __launch_bounds__(kThThreads, 2)
         int32_t const r = e / N;
         int32_t const j = e - r * N;
         float* col = scores + r * H * N + j;
-        float s[kThMaxHeads];
-#pragma unroll
-        for (int32_t i = 0; i < kThMaxHeads; ++i)
-        {
-            s[i] = i < H ? col[i * N] : 0.F;
-        }
-        for (int32_t o = 0; o < H; ++o)
-        {
-            float acc = preB[o];
-#pragma unroll
-            for (int32_t i = 0; i < kThMaxHeads; ++i)
-            {
-                if (i < H)
-                {
-                    acc += preW[o * H + i] * s[i];
-                }
-            }
-            col[o * N] = acc;
-        }
+        mixHeadsColumn(col, N, H, preW, preB);
     }
     __syncthreads();
 
@@ -161,25 +170,7 @@ __global__ void __launch_bounds__(kThThreads, 2)
         int32_t const r = e / N;
         int32_t const j = e - r * N;
         float* col = scores + r * H * N + j;
-        float s[kThMaxHeads];
-#pragma unroll
-        for (int32_t i = 0; i < kThMaxHeads; ++i)
-        {
-            s[i] = i < H ? col[i * N] : 0.F;
-        }
-        for (int32_t o = 0; o < H; ++o)
-        {
-            float acc = postB[o];
-#pragma unroll
-            for (int32_t i = 0; i < kThMaxHeads; ++i)
-            {
-                if (i < H)
-                {
-                    acc += postW[o * H + i] * s[i];
-                }
-            }
-            col[o * N] = acc;
-        }
+        mixHeadsColumn(col, N, H, postW, postB);
     }
     __syncthreads();
 
@@ -267,25 +258,7 @@ __device__ __forceinline__ void streamChunkScores(T const* base, int64_t rowStri
         int32_t const r = e / kc;
         int32_t const jj = e - r * kc;
         float* col = sc + r * H * chunk + jj;
-        float s[kThMaxHeads];
-#pragma unroll
-        for (int32_t i = 0; i < kThMaxHeads; ++i)
-        {
-            s[i] = i < H ? col[i * chunk] : 0.F;
-        }
-        for (int32_t o = 0; o < H; ++o)
-        {
-            float acc = preB[o];
-#pragma unroll
-            for (int32_t i = 0; i < kThMaxHeads; ++i)
-            {
-                if (i < H)
-                {
-                    acc += preW[o * H + i] * s[i];
-                }
-            }
-            col[o * chunk] = acc;
-        }
+        mixHeadsColumn(col, chunk, H, preW, preB);
     }
     __syncthreads();
 }
