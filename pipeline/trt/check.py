@@ -197,10 +197,10 @@ def _check_types(model, table, target) -> list[Problem]:
     allowed = set(table["data_types"]) - {"DOUBLE"}
     quantized = set(table["quantized_types"])
     io = {vi.name for vi in model.graph.input} | {vi.name for vi in model.graph.output}
-    consumers: dict[str, list[str]] = {}
+    consumers: dict[str, list[tuple[str, int]]] = {}
     for node in model.graph.node:
-        for i in node.input:
-            consumers.setdefault(i, []).append(node.op_type)
+        for slot, i in enumerate(node.input):
+            consumers.setdefault(i, []).append((node.op_type, slot))
     out, seen = [], set()
     for name, elem, where in _tensor_types(model):
         if elem == 0 or (name, elem) in seen:  # 0: UNDEFINED (type not known here)
@@ -215,7 +215,9 @@ def _check_types(model, table, target) -> list[Problem]:
             out.append(Problem("uint8-internal", f"{where} {name!r} is UINT8; TensorRT accepts "
                                "UINT8 only as a network input or output", name))
         elif tname in quantized:
-            bad = [c for c in consumers.get(name, []) if c != "DequantizeLinear"]
+            # A QuantizeLinear's zero point (slot 2) carries the output type: it must be int8.
+            bad = [op for op, slot in consumers.get(name, [])
+                   if op != "DequantizeLinear" and (op, slot) != ("QuantizeLinear", 2)]
             if bad:
                 out.append(Problem("quantized-use", f"{tname} tensor {name!r} feeds "
                                    f"{', '.join(sorted(set(bad)))}; TensorRT supports quantized "

@@ -114,6 +114,21 @@ def test_quantized_type_outside_qdq_warns():
     assert codes(check_onnx(model), "warning") == ["quantized-use"]
 
 
+def test_int8_zero_point_of_quantizelinear_is_a_legal_use():
+    # Explicit Q/DQ needs an int8 zero point on QuantizeLinear (it sets the output type);
+    # the same tensor feeding anything else would still warn.
+    import numpy as np
+    from onnx import numpy_helper
+    model = tiny_classifier()
+    model.graph.initializer.extend([numpy_helper.from_array(np.float32(0.1), "qs"),
+                                    numpy_helper.from_array(np.int8(0), "qz")])
+    model.graph.node.append(helper.make_node("QuantizeLinear", ["logits", "qs", "qz"], ["q"]))
+    model.graph.node.append(helper.make_node("DequantizeLinear", ["q", "qs", "qz"], ["dq"]))
+    assert codes(check_onnx(model), "warning") == []
+    model.graph.node.append(helper.make_node("Relu", ["qz"], ["bad"], name="relu"))
+    assert codes(check_onnx(model), "warning") == ["quantized-use"]
+
+
 def test_unknown_custom_op():
     model = tiny_classifier()
     model.graph.node.append(helper.make_node("Mystery", ["logits"], ["m"], domain="my.ops",
