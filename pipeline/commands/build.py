@@ -61,7 +61,9 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from pipeline.stages.export import validate_opset
+    from pipeline.trt.versions import normalize_target
     validate_opset(args.opset)
+    normalize_target(args.trt)  # fail before any stage runs
     if args.int8 and not args.calib_data:
         raise UserError("--int8 needs --calib-data DIR (a folder of images for calibration, "
                         "e.g. ImageNet val)")
