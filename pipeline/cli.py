@@ -53,6 +53,8 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.cpu import apply_cpu_defaults
+    apply_cpu_defaults()  # before anything imports Paddle
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep Paddle's C++ logging off the console
     warnings.filterwarnings("ignore", message="No ccache found")  # Paddle, at every import
     parser, modules = make_parser()

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cpu import apply_cpu_defaults
+
+apply_cpu_defaults()  # same Paddle threading as the CLI, before any test imports Paddle
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
