@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from pipeline.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+_MEAN = np.asarray(IMAGENET_MEAN, np.float32)
+_STD = np.asarray(IMAGENET_STD, np.float32)
 
 
 def sample_images(batch: int, size: int, seed: int = 0, channels: int = 3) -> np.ndarray:
@@ -26,7 +28,7 @@ def sample_images(batch: int, size: int, seed: int = 0, channels: int = 3) -> np
         img += rng.uniform(0.3, 0.7, (channels, 1, 1)).astype(np.float32)
         img += rng.normal(0, 0.03, img.shape).astype(np.float32)
         img = np.clip(img, 0, 1)
-        mean, std = IMAGENET_MEAN[:channels], IMAGENET_STD[:channels]
+        mean, std = _MEAN[:channels], _STD[:channels]
         out[b] = (img - mean[:, None, None]) / std[:, None, None]
     return out
 

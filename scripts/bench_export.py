@@ -34,7 +34,8 @@ def _latency_child(model: str, out: str, runs: int, threads: int) -> dict:
 import json, time, numpy as np, paddle
 paddle.set_num_threads({threads}) if hasattr(paddle, 'set_num_threads') else None
 from pipeline.presets import get_preset
-from pipeline.stages.export import build_paddle_model, ort_session
+from pipeline.onnx_io import cpu_session
+from pipeline.stages.export import build_paddle_model
 from pipeline.numerics import sample_images
 p = get_preset({model!r}); x = sample_images(1, p.img_size)
 def med(f):
@@ -42,7 +43,7 @@ def med(f):
     for _ in range({runs}):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return float(np.median(ts))
-sess = ort_session({out!r} + '/model.onnx', threads={threads})
+sess = cpu_session({out!r} + '/model.onnx', threads={threads})
 ort_ms = med(lambda: sess.run(['logits'], {{'image': x}})) * 1e3
 m, _ = build_paddle_model(p, None); xt = paddle.to_tensor(x)
 with paddle.no_grad():

@@ -74,8 +74,8 @@ def worker_calib(src: str, data: str, images: int) -> dict:
 def worker_latency(path: str, batch: int, runs: int) -> dict:
     import numpy as np
 
-    from pipeline.stages.export import ort_session
-    sess = ort_session(Path(path), threads=2)
+    from pipeline.onnx_io import cpu_session
+    sess = cpu_session(Path(path), threads=2)
     x = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
     name = sess.get_inputs()[0].name
     for _ in range(2):

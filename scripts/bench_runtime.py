@@ -27,13 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("paddle-dygraph", "paddle-inference", "ort-fp32", "ort-fp32-fast", "ort-int8")
 REFERENCE = "paddle-inference"
-PLUGIN_OPS = {"CaitTalkingHeadsAttention", "CaitClassAttention"}
 
 
 def plugin_free(path: Path) -> bool:
     import onnx
+
+    from pipeline.plugin_specs import SPECS
     m = onnx.load(str(path), load_external_data=False)
-    return not any(n.op_type in PLUGIN_OPS for n in m.graph.node)
+    return not any(n.op_type in SPECS for n in m.graph.node)
 
 
 def find_artifacts(args) -> dict[str, Path | None]:

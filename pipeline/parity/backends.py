@@ -77,26 +77,16 @@ class PaddleStage:
 
 class OrtStage:
     def __init__(self, name: str, path: Path, taps: bool = False, threads: int | None = 2):
-        import onnx
-        import onnxruntime as ort
+        from pipeline.onnx_io import cpu_session, load_onnx
         from pipeline.stages.quantize import runnable
         self.name, self.path = name, Path(path)
-        model = runnable(onnx.load(str(path)))
+        model = runnable(load_onnx(path))
         self.tap_names: list[str] = []
         if taps:
             self.tap_names = [n.input[0] for n in model.graph.node
                               if n.op_type == "LayerNormalization"]
-            have = {o.name for o in model.graph.output}
-            for t in self.tap_names:
-                if t not in have:
-                    model.graph.output.append(onnx.ValueInfoProto(name=t))
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
         try:
-            self.sess = ort.InferenceSession(model.SerializeToString(), so,
-                                             providers=["CPUExecutionProvider"])
+            self.sess = cpu_session(model, extra_outputs=self.tap_names, threads=threads)
         except Exception as e:  # ORT's errors are long; one line says which artifact
             raise UserError(f"ONNX Runtime cannot load {path}: {str(e).splitlines()[0]}") from None
         inp = self.sess.get_inputs()[0]

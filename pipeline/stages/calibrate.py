@@ -31,6 +31,7 @@ import numpy as np
 
 from pipeline.artifacts import onnx_hash, write_json_atomic
 from pipeline.errors import UserError
+from pipeline.onnx_io import cpu_session
 
 log = logging.getLogger(__name__)
 
@@ -149,28 +150,13 @@ def compute_amax(h: AbsHistogram, method: str, percentile: float = DEFAULT_PERCE
 
 
 # ---- collection -------------------------------------------------------------------------------
-def _session_with_outputs(model, tensors: list[str]):
-    """An ORT session on a copy of `model` that also returns `tensors`."""
-    import onnx
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for t in tensors:
-        if t not in have:
-            m.graph.output.append(onnx.ValueInfoProto(name=t))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = 2   # the machines are shared; calibration is not latency-bound
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 def collect(model, tensors: list[str], batches, total: int | None = None,
             progress: bool = True) -> dict[str, AbsHistogram]:
     """Run `model` (ModelProto, fp32, runnable by ORT) over `batches` of images, histogramming the
     named tensors. Only one batch of activations is alive at a time."""
     from tqdm import tqdm
-    sess = _session_with_outputs(model, tensors)
+    # 2 threads: the machines are shared and calibration is not latency-bound
+    sess = cpu_session(model, extra_outputs=tensors, threads=2)
     in_name = sess.get_inputs()[0].name
     hists = {t: AbsHistogram() for t in tensors}
     bar = tqdm(total=total, unit="img", desc="calibrate", disable=not progress, leave=False)

@@ -21,11 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from pipeline.artifacts import (ensure_writable_dir, onnx_hash, record_stage, save_onnx,
                                 sha256_file, stage_is_fresh)
 from pipeline.errors import UserError
 from pipeline.numerics import compare, sample_images
+from pipeline.onnx_io import cpu_session
 from pipeline.presets import Preset
 
 log = logging.getLogger(__name__)
@@ -142,15 +142,6 @@ def _name_io(onnx_path: Path, dst: Path) -> None:
     save_onnx(model, dst)
 
 
-def ort_session(path: Path, threads: int | None = None):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def _publish(staged: Path, dst: Path) -> None:
     """Move a verified model (and its external data, first) into place."""
     data = staged.with_name(staged.name + ".data")
@@ -173,7 +164,7 @@ def reference_logits(model, preset: Preset, batches=PARITY_BATCHES, seed: int = 
 
 def onnx_parity(onnx_path: Path, refs: dict) -> dict:
     """ONNX Runtime against the stored Paddle logits, per batch size."""
-    sess = ort_session(onnx_path)
+    sess = cpu_session(onnx_path)
     return {f"batch{b}": compare(ref, sess.run(["logits"], {"image": x})[0])
             for b, (x, ref) in refs.items()}
 

@@ -21,7 +21,6 @@ Returns the figures recorded in the manifest (counts, parity, bytes, folded γ l
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from pipeline.artifacts import (onnx_hash, read_manifest, record_stage,
                                 save_onnx, stage_is_fresh, write_json_atomic,
                                 write_text_atomic)
 from pipeline.errors import UserError
+from pipeline.onnx_io import cpu_session, load_onnx
 from pipeline.numerics import compare, sample_images
 
 log = logging.getLogger(__name__)
@@ -42,29 +42,6 @@ CLASS_BLOCKS = 2
 
 
 # ---- reading and writing models --------------------------------------------------------------
-
-def load_model(path: str | os.PathLike):
-    """Read an ONNX model (external data included) or raise one clear UserError."""
-    import onnx
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        model = onnx.load(str(path), load_external_data=True)
-    except Exception as e:  # protobuf DecodeError, missing external data, …
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is not a readable ONNX model ({reason}); "
-                        "re-export it or pass the right file") from None
-    if not model.graph.node or not model.graph.input or not model.graph.output:
-        raise UserError(f"{path} is not a readable ONNX model (empty or truncated graph); "
-                        "re-export it or pass the right file")
-    try:
-        onnx.checker.check_model(str(path))   # by path: works past 2 GB and with external data
-    except onnx.checker.ValidationError as e:
-        first = str(e).strip().splitlines()[0]
-        raise UserError(f"{path} is not a valid ONNX model ({first})") from None
-    return model
-
 
 def _uses_external_data(path: Path) -> bool:
     import onnx
@@ -106,24 +83,6 @@ def count_self_attention(model) -> int:
 
 # ---- verification -----------------------------------------------------------------------------
 
-def _session(model_or_path, extra_outputs=()):
-    import onnx
-    import onnxruntime as ort
-    model = onnx.load(str(model_or_path)) if isinstance(model_or_path, (str, Path)) \
-        else model_or_path
-    if extra_outputs:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        have = {o.name for o in m.graph.output}
-        m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n)
-                              for n in extra_outputs if n not in have)
-        model = m
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
-
-
 def _input_size(model) -> tuple[str, int, int, int | None]:
     """(name, channels, size, static batch or None) of the image input."""
     init = {i.name for i in model.graph.initializer}
@@ -145,8 +104,8 @@ def verify_parity(src_model, fused_model, *, probes=(), batches=(1, 3), seed: in
     probe = list(probes)
     src_names = {o for n in src_model.graph.node for o in n.output}
     probe = [p for p in probe if p in src_names]
-    ref = _session(src_model, probe)
-    out = _session(attach_reference_functions(fused_model), probe)
+    ref = cpu_session(src_model, extra_outputs=probe)
+    out = cpu_session(attach_reference_functions(fused_model), extra_outputs=probe)
     name, chans, size, static_batch = _input_size(src_model)
     if static_batch:  # a static-batch export runs at its own batch only
         batches = (static_batch,)
@@ -196,7 +155,7 @@ def fuse(src, dst, *, attention: str = "plugin", verify: bool = True, report=Non
     src, dst = Path(src), Path(dst)
     folder = Path(out_dir_manifest) if out_dir_manifest else dst.parent
     stage = "fuse" if attention == "plugin" else "fuse_onnx"
-    model = load_model(src)
+    model = load_onnx(src)
     settings = {"attention": attention, "verify": verify, "expect_blocks": expect_blocks,
                 "tolerance": tol, "batches": list(batches), "seed": seed,
                 "passes": [p.NAME for p in passes_for(attention)]}

@@ -135,7 +135,10 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
 
     stages, skipped = [], {}
     logits, errors, figs = {}, {}, {}
-    for name, path in present_stages(out_dir):
+    present = present_stages(out_dir)
+    ladder = [n for n, _ in present]
+    # Paddle (the slowest rung) runs last, so a broken artifact fails before minutes of work.
+    for name, path in sorted(present, key=lambda s: s[0] == "paddle"):
         try:
             st = open_stage(name, path, preset=preset, weights=weights, seed=0)
         except UserError as e:
@@ -147,6 +150,7 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
             continue
         stages.append((name, path))
         logits[name] = _run(st, x, batch_size, progress)
+    stages.sort(key=lambda s: ladder.index(s[0]))
     ref = logits["paddle"]
     for name, path in stages:
         f = M.stage_figures(ref, logits[name], y)

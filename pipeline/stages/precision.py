@@ -32,8 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (onnx_hash, read_manifest, record_stage, save_onnx,
-                                stage_is_fresh)
+from pipeline.artifacts import (
+    onnx_hash,
+    read_manifest,
+    record_stage,
+    save_onnx,
+    stage_is_fresh,
+)
+from pipeline.onnx_io import load_onnx
+from pipeline.plugin_specs import SPECS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ FP16_MAX = 65504.0
 REL_ERR_MAX = 1e-3           # fp16 rounding of normal values gives ≈ 3e-4 (rms relative)
 FLUSH_FRACTION_MAX = 0.01    # more than 1 % of non-zero weights rounding to 0 → keep fp32
 FP32_OPS = {"LayerNormalization"}
-PLUGIN_OPS = {"CaitTalkingHeadsAttention", "CaitClassAttention"}
+PLUGIN_OPS = frozenset(SPECS)  # the fused ops (plugin_specs mirrors the C++ creators)
 # Ops whose float outputs are not derived from float inputs (or which have none).
 _NO_COMPUTE = {"Shape", "Size", "Constant", "ConstantOfShape"}
 # Ops whose outputs are never float whatever their inputs (for the dtype fallback).
@@ -356,7 +363,6 @@ def to_fp16(src: str | Path, dst: str | Path, *, fp16_io: bool = False,
     Returns (and records in dst's manifest under `fp16`) the settings, hashes, counts and the list
     of initializers kept fp32 with their reason. Not re-run when src and settings are unchanged.
     """
-    import onnx
     from pipeline.errors import UserError
     src, dst = Path(src), Path(dst)
     if not src.exists():
@@ -369,7 +375,7 @@ def to_fp16(src: str | Path, dst: str | Path, *, fp16_io: bool = False,
         log.info("fp16: up to date (%s)", dst)
         return read_manifest(dst.parent)["stages"]["fp16"]
     t0 = time.perf_counter()
-    model = onnx.load(str(src))
+    model = load_onnx(src)
     info = convert_fp16(model, fp16_io=fp16_io)
     save_onnx(model, dst)
     record = {

@@ -25,9 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (onnx_hash, read_manifest, record_stage, save_onnx,
-                                stage_is_fresh)
+from pipeline.artifacts import (
+    onnx_hash,
+    read_manifest,
+    record_stage,
+    save_onnx,
+    stage_is_fresh,
+)
 from pipeline.errors import UserError
+from pipeline.onnx_io import load_onnx
 from pipeline.stages import calibrate as cal
 from pipeline.stages.precision import F16, F32, PLUGIN_OPS, convert_fp16, prepare
 
@@ -203,7 +209,6 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
     kernels, but has few fp16 CPU kernels); TensorRT wants the default fp16. Statistics are
     cached in `cache` (default: dst's folder / calib.json). Returns the manifest record (`int8`).
     """
-    import onnx
     from pipeline.data import ImageFolderDataset, manifest_hash, split_calib_parity
     if method not in cal.METHODS:
         raise UserError(f"unknown --calib-method '{method}': use one of {', '.join(cal.METHODS)}")
@@ -240,7 +245,7 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
         log.info("int8: up to date (%s)", dst)
         return read_manifest(dst.parent)["stages"]["int8"]
 
-    model = onnx.load(str(src))
+    model = load_onnx(src)
     prepare(model)
     size = input_size(model)
     targets = quantizable(model)

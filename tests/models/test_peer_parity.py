@@ -41,8 +41,9 @@ def _timm_checkpoint(timm_name, depth, path, seed=0):
 def test_timm_vs_paddle_and_onnx(tmp_path, cli, preset, timm_name, depth):
     import paddle
     import torch
+    from pipeline.onnx_io import cpu_session
     from pipeline.presets import get_preset
-    from pipeline.stages.export import build_paddle_model, ort_session
+    from pipeline.stages.export import build_paddle_model
 
     ref_model = _timm_checkpoint(timm_name, depth, tmp_path / "timm.safetensors")
     p = get_preset(preset, depth=depth)
@@ -59,7 +60,7 @@ def test_timm_vs_paddle_and_onnx(tmp_path, cli, preset, timm_name, depth):
     r = cli("export", "--model", preset, "--depth", depth, "--weights",
             tmp_path / "timm.safetensors", "--out", out)
     assert r.returncode == 0, r.stderr
-    got_onnx = ort_session(out / "model.onnx").run(["logits"], {"image": x})[0]
+    got_onnx = cpu_session(out / "model.onnx").run(["logits"], {"image": x})[0]
     assert np.abs(got_onnx - ref).max() <= TOL
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["export"]["weights"]["origin"] == "timm"

@@ -112,3 +112,15 @@ def test_build_int8_end_to_end(cli, xxs1, tmp_path):
     man = json.loads((out / "manifest.json").read_text())["stages"]
     # patch conv + 24 × (qkv, proj, fc1, fc2) + 2 × (q, merged kv, proj, fc1, fc2) + head
     assert man["int8"]["quantized_nodes"] == 1 + 24 * 4 + 2 * 5 + 1
+
+
+def test_parity_with_a_truncated_artifact_is_one_line_and_fast(cli, tmp_path):
+    # Every ONNX stage reads artifacts through pipeline.onnx_io.load_onnx: a damaged file is
+    # one line and exit 2, and the ladder fails before the slow Paddle rung runs.
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07\x12\x05trunc" * 16)
+    r = cli("parity", "--model", "cait_xxs_24", "--depth", "1", "--out", tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "is not a readable ONNX model" in errors[0]
+    assert "Traceback" not in r.stderr and "parity [paddle]" not in r.stderr
+    assert not (tmp_path / "parity.json").exists()

@@ -55,25 +55,25 @@ def test_to_fp16_structure(xxs1, tmp_path):
 
 def test_to_fp16_matches_fp32(xxs1, tmp_path):
     from pipeline.numerics import compare, sample_images
-    from pipeline.stages.export import ort_session
+    from pipeline.onnx_io import cpu_session
     dst = tmp_path / "model.fp16.onnx"
     to_fp16(xxs1.onnx, dst)
     x = sample_images(2, 224)
-    ref = ort_session(xxs1.onnx).run(None, {"image": x})[0]
-    out = ort_session(dst).run(None, {"image": x})[0]
+    ref = cpu_session(xxs1.onnx).run(None, {"image": x})[0]
+    out = cpu_session(dst).run(None, {"image": x})[0]
     assert out.dtype == np.float32
     c = compare(ref, out)
     assert c["cosine_min"] > 0.9999 and c["max_abs"] < 5e-3
 
 
 def test_fp16_io(xxs1, tmp_path):
-    from pipeline.stages.export import ort_session
+    from pipeline.onnx_io import cpu_session
     dst = tmp_path / "model.fp16.onnx"
     to_fp16(xxs1.onnx, dst, fp16_io=True)
     m = onnx.load(str(dst))
     assert m.graph.input[0].type.tensor_type.elem_type == T.FLOAT16
     assert m.graph.output[0].type.tensor_type.elem_type == T.FLOAT16
-    out = ort_session(dst).run(None, {"image": np.zeros((1, 3, 224, 224), np.float16)})[0]
+    out = cpu_session(dst).run(None, {"image": np.zeros((1, 3, 224, 224), np.float16)})[0]
     assert out.dtype == np.float16
 
 

@@ -66,11 +66,11 @@ def test_qdq_placement(xxs1, xxs1_int8):
 
 def test_int8_close_to_fp32(xxs1, xxs1_int8):
     from pipeline.numerics import compare, sample_images
-    from pipeline.stages.export import ort_session
+    from pipeline.onnx_io import cpu_session
     dst, _ = xxs1_int8
     x = sample_images(2, 224)
-    ref = ort_session(xxs1.onnx).run(None, {"image": x})[0]
-    out = ort_session(dst).run(None, {"image": x})[0]
+    ref = cpu_session(xxs1.onnx).run(None, {"image": x})[0]
+    out = cpu_session(dst).run(None, {"image": x})[0]
     assert compare(ref, out)["cosine_min"] > 0.999
 
 
