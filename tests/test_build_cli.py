@@ -91,10 +91,25 @@ def test_trt11_target_is_the_scripts_fallback(tmp_path, fp16_build, cli):
 
 @pytest.mark.parametrize("argv,needle", [
     (["--int8"], "--int8 needs --calib-data"),
-    (["--batch", "8:1:32"], "--batch 8:1:32"),
+    (["--batch", "8:1:32"], "min:opt:max"),
+    (["--batch", "1:x:3"], "min:opt:max"),
     (["--trt", "9.0"], "TensorRT"),
 ])
 def test_build_bad_input(tmp_path, cli, argv, needle):
     r = cli("build", "--model", "cait_xxs_24", "--depth", "1", *argv, "--out", tmp_path / "o")
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
+    from pipeline.data.synthetic import write_synthetic_imagenet
+    write_synthetic_imagenet(tmp_path / "jpegs", 24, size=64, layout="flat", seed=0)
+    out = tmp_path / "both"
+    r = cli("build", "--model", "cait_xxs_24", "--depth", "1", "--fp16", "--int8",
+            "--calib-data", tmp_path / "jpegs", "--calib-images", 8, "--calib-method", "max",
+            "--images", 4, "--out", out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for p in ("fp16", "int8"):
+        assert (out / f"model.{p}.build_engine.sh").exists()
+    assert (r.stdout + r.stderr).count("engine: skipped (no TensorRT)") == 2
+    assert "ok for 2 model(s)" in r.stdout

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
-from pipeline.commands.common import add_model_args, preset_from_args
+from pipeline.commands.common import (add_model_args, out_dir_from_args, parse_batch,
+                                     preset_from_args)
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,6 @@ def add_arguments(p):
                    help="fail instead of writing a script when TensorRT is not available")
 
 
-def _out_dir(args, preset) -> Path:
-    if args.out:
-        return Path(args.out)
-    precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
-    name = preset.name if args.depth is None else f"{preset.name}_d{preset.depth}"
-    return Path("engines") / name / precision
-
-
 def _plan(args):
     steps = ["export", "fuse"]
     steps += ["fp16"] if args.fp16 else []
@@ -71,16 +63,16 @@ def run(args) -> int:
         raise UserError("--int8 needs --calib-data DIR (a folder of images for calibration, "
                         "e.g. ImageNet val)")
     preset = preset_from_args(args)
-    out = _out_dir(args, preset)
-    batch = tuple(int(b) for b in args.batch.split(":"))
-    if len(batch) != 3 or not 0 < batch[0] <= batch[1] <= batch[2]:
-        raise UserError(f"--batch {args.batch}: expected min:opt:max with min ≤ opt ≤ max, "
-                        "e.g. 1:8:32")
+    out = out_dir_from_args(args, preset,
+                            "int8" if args.int8 else "fp16" if args.fp16 else "fp32")
+    batch = parse_batch(args.batch)
 
     summary: dict[str, str] = {}
     steps = _plan(args)
     bar = tqdm(steps, desc="build", unit="stage", leave=True)
-    engine_onnx = out / "model.fused.onnx"
+    # The models TensorRT gets: each precision built, else the fused fp32 model.
+    engine_onnxs = [out / f"model.{p}.onnx" for p in ("fp16", "int8") if getattr(args, p)] or [
+        out / "model.fused.onnx"]
     t0 = time.perf_counter()
     for step in bar:
         bar.set_description(f"build [{step}]")
@@ -90,20 +82,19 @@ def run(args) -> int:
                                                 opset=args.opset))
         elif step == "fuse":
             from pipeline.stages.fuse import fuse
-            rec = fuse(out / "model.onnx", engine_onnx, attention=args.attention, verify=True,
+            fused = out / "model.fused.onnx"
+            rec = fuse(out / "model.onnx", fused, attention=args.attention, verify=True,
                        expect_blocks=preset.depth)
-            summary["fused"] = f"{engine_onnx} ({_fuse_line(rec)})"
+            summary["fused"] = f"{fused} ({_fuse_line(rec)})"
         elif step == "fp16":
             from pipeline.stages.precision import to_fp16
-            engine_onnx = out / "model.fp16.onnx"
-            to_fp16(out / "model.fused.onnx", engine_onnx, fp16_io=args.fp16_io)
-            summary["fp16"] = str(engine_onnx)
+            to_fp16(out / "model.fused.onnx", out / "model.fp16.onnx", fp16_io=args.fp16_io)
+            summary["fp16"] = str(out / "model.fp16.onnx")
         elif step == "int8":
             from pipeline.stages.precision import to_int8
-            engine_onnx = out / "model.int8.onnx"
-            to_int8(out / "model.fused.onnx", engine_onnx, calib_data=args.calib_data,
+            to_int8(out / "model.fused.onnx", out / "model.int8.onnx", calib_data=args.calib_data,
                     images=args.calib_images, method=args.calib_method, seed=args.calib_seed)
-            summary["int8"] = str(engine_onnx)
+            summary["int8"] = str(out / "model.int8.onnx")
         elif step == "parity":
             from pipeline.stages.parity import parity_ladder
             rec = parity_ladder(out, preset=preset, weights=args.weights,
@@ -111,20 +102,24 @@ def run(args) -> int:
             summary["parity"] = f"{out / 'parity.md'} ({_parity_line(rec)})"
         elif step == "check":
             from pipeline.trt.check import check_onnx
-            problems = check_onnx(engine_onnx, trt=args.trt)
-            errors = [p for p in problems if p.severity == "error"]
-            if errors:
-                raise UserError(f"{engine_onnx} will not build on TensorRT {args.trt}: "
-                                + "; ".join(str(p) for p in errors[:3]))
-            warned = len(problems) - len(errors)
-            summary["check"] = f"TensorRT {args.trt}: ok" + (f" ({warned} warnings)" if warned
-                                                              else "")
+            warned = 0
+            for onnx_path in engine_onnxs:
+                problems = check_onnx(onnx_path, trt=args.trt)
+                errors = [p for p in problems if p.severity == "error"]
+                if errors:
+                    raise UserError(f"{onnx_path} will not build on TensorRT {args.trt}: "
+                                    + "; ".join(str(p) for p in errors[:3]))
+                warned += len(problems) - len(errors)
+            summary["check"] = (f"TensorRT {args.trt}: ok for {len(engine_onnxs)} model(s)"
+                                + (f" ({warned} warnings)" if warned else ""))
         elif step == "engine":
             from pipeline.trt.stage import engine_stage
-            rec = engine_stage(engine_onnx, out, plugins=args.plugins, batch=batch,
-                               trt_target=args.trt, require_engine=args.require_engine)
-            summary["engine"] = rec.get("engine") if rec.get("status") == "built" else (
-                f"skipped (no TensorRT): {rec.get('script')}")
+            for onnx_path in engine_onnxs:
+                rec = engine_stage(onnx_path, out, plugins=args.plugins, batch=batch,
+                                   trt_target=args.trt, require_engine=args.require_engine)
+                summary[f"engine {onnx_path.stem.removeprefix('model.')}"] = (
+                    rec.get("engine") if rec.get("status") == "built"
+                    else f"skipped (no TensorRT): {rec.get('script')}")
     bar.close()
     print(f"\nbuild of {preset.name} done in {time.perf_counter() - t0:.0f} s → {out}/")
     for k, v in summary.items():

@@ -3,22 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.commands.common import parse_batch
 
 HELP = "build a TensorRT engine from an ONNX model (strongly typed; precision from the ONNX)"
-
-
-def parse_batch(text: str) -> tuple[int, int, int]:
-    try:
-        parts = tuple(int(p) for p in str(text).split(":"))
-    except ValueError:
-        parts = ()
-    if len(parts) == 1:
-        parts = parts * 3
-    if len(parts) != 3 or not 1 <= parts[0] <= parts[1] <= parts[2]:
-        raise UserError(f"--batch {text!r}: write min:opt:max with 1 ≤ min ≤ opt ≤ max, "
-                        "e.g. 1:8:32")
-    return parts
 
 
 def add_arguments(p):
