@@ -1,4 +1,4 @@
-// Fused class attention (design §2): q (B, 1, C), k, v (B, T, C) -> out (B, 1, C).
+// Fused class attention: q (B, 1, C), k, v (B, T, C) -> out (B, 1, C).
 #pragma once
 
 // Host-visible declarations only: the glue (.cpp, built by the host compiler) includes this.

@@ -1,8 +1,9 @@
 // GPU self-test of the cait kernels without TensorRT: each kernel on random inputs of every preset
 // shape against a float64 host reference, once launched directly and once replayed from a CUDA
 // graph (the plugins' enqueue must be capturable), then timed against the analytic minimum bytes
-// (read Q, K, V once, write O once). Both talking-heads variants run on every preset; the plugin
-// picks one with talkingHeadsPlan(kAuto). Exit status 0 only when every check passes.
+// (read Q, K, V once, write O once). Every talking-heads variant runs on every preset (the
+// tensor-core ones in fp16 on sm_80+); the plugin picks one with talkingHeadsPlan(kAuto). Exit
+// status 0 only when every check passes.
 //
 //   cait_kernel_selftest [--batch B] [--iters N] [--quick]
 #include "classAttentionPlugin/classAttentionKernel.h"
@@ -41,7 +42,7 @@ struct Preset
     int tokens; // N patches; class attention sees T = N + 1
 };
 
-// Head size 48 everywhere (design §2).
+// Head size 48 in every CaiT preset.
 Preset const kPresets[] = {{"xxs_224", 4, 196}, {"xxs_384", 4, 576}, {"xs_384", 6, 576}, {"s_224", 8, 196},
     {"s_384", 8, 576}, {"m_384", 16, 576}, {"m_448", 16, 784}};
 constexpr int kHeadSize = 48;
@@ -79,7 +80,7 @@ std::vector<T> randomVector(size_t n, float stddev, std::mt19937& rng)
     return v;
 }
 
-// float64 reference of design §2 for images [0, checkImages).
+// float64 reference of the fused-op contract for images [0, checkImages).
 template <typename T>
 std::vector<double> referenceTalkingHeads(std::vector<T> const& qkv, cait::TalkingHeadsParams const& p, int checkImages)
 {
@@ -268,9 +269,22 @@ float runChecked(Launch const& launch, void* dOut, size_t outBytes, std::vector<
     return ms / iters;
 }
 
+char const* variantName(cait::TalkingHeadsVariant v)
+{
+    switch (v)
+    {
+    case cait::TalkingHeadsVariant::kFullRow: return "full-row";
+    case cait::TalkingHeadsVariant::kStreaming: return "streaming";
+    case cait::TalkingHeadsVariant::kTensorCoreOnePass: return "tc-1pass";
+    case cait::TalkingHeadsVariant::kTensorCoreTwoPass: return "tc-2pass";
+    case cait::TalkingHeadsVariant::kAuto: break;
+    }
+    return "auto";
+}
+
 template <typename T>
-bool testTalkingHeads(Preset const& preset, int batch, int iters, size_t maxSmem, std::mt19937& rng,
-    cait::TalkingHeadsVariant variant)
+bool testTalkingHeads(Preset const& preset, int batch, int iters, cait::TalkingHeadsDevice const& device,
+    std::mt19937& rng, cait::TalkingHeadsVariant variant)
 {
     cait::TalkingHeadsParams p{};
     p.batch = batch;
@@ -296,14 +310,19 @@ bool testTalkingHeads(Preset const& preset, int batch, int iters, size_t maxSmem
     T* dIn = toDevice(qkv);
     T* dOut = nullptr;
     CUDA_OK(cudaMalloc(&dOut, outElems * sizeof(T)));
-    cait::TalkingHeadsPlan const plan = cait::talkingHeadsPlan(p.heads, p.tokens, p.headSize, maxSmem, variant);
+    constexpr bool kFp16 = sizeof(T) == 2;
+    cait::TalkingHeadsPlan const plan
+        = cait::talkingHeadsPlan(batch, p.heads, p.tokens, p.headSize, kFp16, true, device, variant);
     if (plan.rows == 0)
     {
-        std::printf("skip talking_heads %s: this variant does not fit the device\n", preset.name);
+        std::printf("skip talking_heads %s %s: this variant does not fit or does not apply\n", preset.name,
+            variantName(variant));
+        CUDA_OK(cudaFree(dIn));
+        CUDA_OK(cudaFree(dOut));
         return true;
     }
-    auto launch
-        = [&](cudaStream_t s) { return cait::launchTalkingHeads<T>(p, dIn, dOut, maxSmem, s, plan.variant); };
+    auto launch = [&](cudaStream_t s)
+    { return cait::launchTalkingHeads<T>(p, dIn, dOut, device, s, plan.variant, plan.rows); };
     std::vector<unsigned char> raw;
     bool graphOk = false;
     float const ms = runChecked(launch, dOut, outElems * sizeof(T), raw, iters, graphOk);
@@ -314,12 +333,13 @@ bool testTalkingHeads(Preset const& preset, int batch, int iters, size_t maxSmem
     double const tol = sizeof(T) == 4 ? 1e-5 : 2e-3;
     double const minBytes = static_cast<double>(inElems + outElems) * sizeof(T);
     bool const ok = err <= tol && graphOk;
+    // Tensor-core FLOPs of the math (QK^T and P'V): 4 * B * H * N^2 * d.
+    double const flops = 4.0 * batch * p.heads * static_cast<double>(p.tokens) * p.tokens * kHeadSize;
     std::printf("%-4s talking_heads  %-8s B=%-3d H=%-2d N=%-4d %-9s rows=%-2d keys/chunk=%-2d smem=%6zu B  err=%.2e %s "
-                "graph=%s  %8.3f ms  %7.1f GB/s of minimum bytes (%.1f MB)\n",
-        sizeof(T) == 4 ? "fp32" : "fp16", preset.name, batch, p.heads, p.tokens,
-        plan.variant == cait::TalkingHeadsVariant::kStreaming ? "streaming" : "full-row", plan.rows, plan.chunk,
-        plan.smemBytes, err, err <= tol ? "ok " : "BAD", graphOk ? "ok" : "BAD", ms, minBytes / (ms * 1e-3) / 1e9,
-        minBytes / 1e6);
+                "graph=%s  %8.3f ms  %7.1f GB/s of minimum bytes (%.1f MB)  %6.1f TFLOP/s\n",
+        sizeof(T) == 4 ? "fp32" : "fp16", preset.name, batch, p.heads, p.tokens, variantName(plan.variant), plan.rows,
+        plan.chunk, plan.smemBytes, err, err <= tol ? "ok " : "BAD", graphOk ? "ok" : "BAD", ms,
+        minBytes / (ms * 1e-3) / 1e9, minBytes / 1e6, flops / (ms * 1e-3) / 1e12);
     CUDA_OK(cudaFree(dIn));
     CUDA_OK(cudaFree(dOut));
     return ok;
@@ -396,6 +416,7 @@ int main(int argc, char** argv)
     int optin = 0;
     CUDA_OK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     size_t const maxSmem = static_cast<size_t>(optin);
+    cait::TalkingHeadsDevice const thDevice{maxSmem, prop.multiProcessorCount, prop.major * 10 + prop.minor};
     std::printf("device: %s (sm_%d%d), %d SMs, shared memory per block (opt-in) %d B\n", prop.name, prop.major,
         prop.minor, prop.multiProcessorCount, optin);
     CUDA_OK(cait::talkingHeadsPrepare(maxSmem));
@@ -409,11 +430,16 @@ int main(int argc, char** argv)
         {
             continue;
         }
-        // Both variants on every preset: the timings are what kThFullRowMinRows should be tuned on.
+        // Every variant on every preset: the timings are what the planner's thresholds are tuned on.
         for (auto v : {cait::TalkingHeadsVariant::kFullRow, cait::TalkingHeadsVariant::kStreaming})
         {
-            ok &= testTalkingHeads<float>(preset, batch, iters, maxSmem, rng, v);
-            ok &= testTalkingHeads<__half>(preset, batch, iters, maxSmem, rng, v);
+            ok &= testTalkingHeads<float>(preset, batch, iters, thDevice, rng, v);
+            ok &= testTalkingHeads<__half>(preset, batch, iters, thDevice, rng, v);
+        }
+        for (auto v : {cait::TalkingHeadsVariant::kTensorCoreOnePass, cait::TalkingHeadsVariant::kTensorCoreTwoPass,
+                 cait::TalkingHeadsVariant::kAuto})
+        {
+            ok &= testTalkingHeads<__half>(preset, batch, iters, thDevice, rng, v);
         }
         ok &= testClassAttention<float>(preset, batch, iters, maxSmem, rng);
         ok &= testClassAttention<__half>(preset, batch, iters, maxSmem, rng);

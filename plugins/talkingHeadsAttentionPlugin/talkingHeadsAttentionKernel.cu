@@ -1,4 +1,6 @@
-// Fused talking-heads attention (design and byte counts in README.md). The head mixing needs every
+// Fused talking-heads attention on CUDA cores (design and byte counts in README.md): the path for
+// fp32 I/O, sm_75 and shapes the tensor-core kernel (talkingHeadsTensorCore.cu) is not built
+// for, and the planner/dispatcher of both. The head mixing needs every
 // head's score (before softmax) and probability (after it) at each (i, j), so a block always works
 // on all heads of its query rows at once; nothing of the H x N x N tensor reaches global memory.
 //  - talkingHeadsKernel (full-row): full score rows of the tile in shared memory, one pass.
@@ -9,6 +11,7 @@
 #include "common/kernelCompat.h"
 
 #include <initializer_list>
+#include <type_traits>
 
 namespace cait
 {
@@ -452,8 +455,11 @@ size_t talkingHeadsStreamingSmemBytes(int32_t rows, int32_t chunk, int32_t heads
     return floats * sizeof(float);
 }
 
-TalkingHeadsPlan talkingHeadsPlan(
-    int32_t heads, int32_t tokens, int32_t headSize, size_t maxSmemBytes, TalkingHeadsVariant want)
+namespace
+{
+
+// The CUDA-core kernels' plan: full rows while enough rows fit, else streaming.
+TalkingHeadsPlan cudaCorePlan(int32_t heads, int32_t tokens, int32_t headSize, size_t maxSmemBytes, TalkingHeadsVariant want)
 {
     TalkingHeadsPlan full;
     full.variant = TalkingHeadsVariant::kFullRow;
@@ -480,18 +486,84 @@ TalkingHeadsPlan talkingHeadsPlan(
             }
         }
     }
-
-    switch (want)
+    if (want == TalkingHeadsVariant::kFullRow)
     {
-    case TalkingHeadsVariant::kFullRow: return full;
-    case TalkingHeadsVariant::kStreaming: return stream;
-    case TalkingHeadsVariant::kAuto: break;
+        return full;
+    }
+    if (want == TalkingHeadsVariant::kStreaming)
+    {
+        return stream;
     }
     if (full.rows >= kThFullRowMinRows || full.rows == tokens || stream.rows == 0)
     {
         return full;
     }
     return stream;
+}
+
+// Largest tensor-core row tile (<= kThTcMaxRows) that fits, 0 if none.
+int32_t tensorCoreRows(bool onePass, int32_t heads, int32_t tokens, size_t maxSmemBytes)
+{
+    int32_t rows = kThTcMaxRows < tokens ? kThTcMaxRows : tokens;
+    while (rows > 0 && talkingHeadsTensorCoreSmemBytes(onePass, rows, heads, tokens) > maxSmemBytes)
+    {
+        --rows;
+    }
+    return rows;
+}
+
+TalkingHeadsPlan tensorCorePlan(bool onePass, int32_t rows, int32_t heads, int32_t tokens)
+{
+    TalkingHeadsPlan plan;
+    plan.variant = onePass ? TalkingHeadsVariant::kTensorCoreOnePass : TalkingHeadsVariant::kTensorCoreTwoPass;
+    plan.rows = rows;
+    plan.smemBytes = rows > 0 ? talkingHeadsTensorCoreSmemBytes(onePass, rows, heads, tokens) : 0;
+    plan.threads = talkingHeadsTensorCoreThreads(heads);
+    return plan;
+}
+
+} // namespace
+
+TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, int32_t headSize, bool fp16,
+    bool aligned, TalkingHeadsDevice const& device, TalkingHeadsVariant want, int32_t rows)
+{
+    bool const tcWanted
+        = want == TalkingHeadsVariant::kTensorCoreOnePass || want == TalkingHeadsVariant::kTensorCoreTwoPass;
+    bool const tcEligible = fp16 && aligned && device.smVersion >= 80 && talkingHeadsTensorCoreShape(heads, headSize);
+    if (want == TalkingHeadsVariant::kFullRow || want == TalkingHeadsVariant::kStreaming
+        || (want == TalkingHeadsVariant::kAuto && !tcEligible))
+    {
+        return cudaCorePlan(heads, tokens, headSize, device.maxSmemBytes, want);
+    }
+    if (tcWanted && !(fp16 && talkingHeadsTensorCoreShape(heads, headSize)))
+    {
+        return TalkingHeadsPlan{want, 0, 0, 0, 0};
+    }
+    if (tcWanted)
+    {
+        bool const onePass = want == TalkingHeadsVariant::kTensorCoreOnePass;
+        int32_t const fit = tensorCoreRows(onePass, heads, tokens, device.maxSmemBytes);
+        return tensorCorePlan(onePass, rows > 0 ? (rows <= fit ? rows : 0) : fit, heads, tokens);
+    }
+    // Auto on the tensor-core path: one pass when a block of >= kThTcMinOnePassRows rows fits (or all
+    // the rows there are), else two passes over blocks of up to 32 rows.
+    int32_t const onePassRows = tensorCoreRows(true, heads, tokens, device.maxSmemBytes);
+    bool const onePass = onePassRows >= kThTcMinOnePassRows || onePassRows == tokens;
+    int32_t pick = onePass ? onePassRows : tensorCoreRows(false, heads, tokens, device.maxSmemBytes);
+    if (pick == 0)
+    {
+        return cudaCorePlan(heads, tokens, headSize, device.maxSmemBytes, TalkingHeadsVariant::kAuto);
+    }
+    // A second 16-row mma tile less than half full costs more (its scores and P'V are computed in
+    // full) than it saves in K/V reads; small grids (batch 1) take one tile per block for twice the
+    // blocks. Never fewer than 16 rows for those reasons alone: the mma tile is 16 rows whatever
+    // the block holds, so smaller blocks only multiply the K/V reads.
+    int64_t const blocks = static_cast<int64_t>(batch) * ceilDiv(tokens, pick);
+    if (pick > kThMaxRows && (pick < kThMaxRows + kThMaxRows / 2 || blocks < device.smCount))
+    {
+        pick = kThMaxRows;
+    }
+    return tensorCorePlan(onePass, pick, heads, tokens);
 }
 
 size_t talkingHeadsSmemBytes(int32_t rows, int32_t heads, int32_t tokens, int32_t headSize)
@@ -533,22 +605,45 @@ cudaError_t talkingHeadsPrepare(size_t maxSmemBytes)
         err = cudaFuncSetAttribute(
             talkingHeadsStreamingKernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     }
+    if (err == cudaSuccess)
+    {
+        err = talkingHeadsTensorCorePrepare(maxSmemBytes);
+    }
     return err;
 #endif
 }
 
 template <typename T>
-cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T* out, size_t maxSmemBytes,
-    cudaStream_t stream, TalkingHeadsVariant variant)
+cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T* out, TalkingHeadsDevice const& device,
+    cudaStream_t stream, TalkingHeadsVariant variant, int32_t rows)
 {
-    if (params.batch <= 0 || params.tokens <= 0 || params.heads <= 0 || params.heads > kThMaxHeads
+    if (params.batch < 0 || params.tokens <= 0 || params.heads <= 0 || params.heads > kThMaxHeads
         || params.headSize <= 0 || params.batch > 65535)
     {
         return cudaErrorInvalidValue;
     }
-    TalkingHeadsPlan const plan = talkingHeadsPlan(params.heads, params.tokens, params.headSize, maxSmemBytes, variant);
+    if (params.batch == 0)
+    {
+        return cudaSuccess; // an empty batch is a no-op, not an error
+    }
+    constexpr bool kFp16 = std::is_same<T, __half>::value;
+    bool const aligned = reinterpret_cast<uintptr_t>(qkv) % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+    TalkingHeadsPlan const plan = talkingHeadsPlan(
+        params.batch, params.heads, params.tokens, params.headSize, kFp16, aligned, device, variant, rows);
     if (plan.rows == 0)
     {
+        return cudaErrorInvalidValue;
+    }
+    if (plan.variant == TalkingHeadsVariant::kTensorCoreOnePass || plan.variant == TalkingHeadsVariant::kTensorCoreTwoPass)
+    {
+        if constexpr (kFp16)
+        {
+            if (!aligned)
+            {
+                return cudaErrorMisalignedAddress;
+            }
+            return launchTalkingHeadsTensorCore(params, plan, qkv, out, stream);
+        }
         return cudaErrorInvalidValue;
     }
     dim3 const grid(static_cast<unsigned>(ceilDiv(params.tokens, plan.rows)), static_cast<unsigned>(params.batch));
@@ -561,9 +656,9 @@ cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T
     return CAIT_LAUNCH(talkingHeadsKernel<T>, grid, block, plan.smemBytes, stream, params, plan.rows, qkv, out);
 }
 
-template cudaError_t launchTalkingHeads<float>(
-    TalkingHeadsParams const&, float const*, float*, size_t, cudaStream_t, TalkingHeadsVariant);
-template cudaError_t launchTalkingHeads<__half>(
-    TalkingHeadsParams const&, __half const*, __half*, size_t, cudaStream_t, TalkingHeadsVariant);
+template cudaError_t launchTalkingHeads<float>(TalkingHeadsParams const&, float const*, float*,
+    TalkingHeadsDevice const&, cudaStream_t, TalkingHeadsVariant, int32_t);
+template cudaError_t launchTalkingHeads<__half>(TalkingHeadsParams const&, __half const*, __half*,
+    TalkingHeadsDevice const&, cudaStream_t, TalkingHeadsVariant, int32_t);
 
 } // namespace cait

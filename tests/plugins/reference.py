@@ -1,4 +1,4 @@
-"""NumPy reference of the fused-op contract (design §2), computed in float64."""
+"""NumPy reference of the fused-op contract (docs/architecture.md, "fused operators"), in float64."""
 import numpy as np
 
 

@@ -1,42 +1,36 @@
 """The shipped CUDA kernels, run through the host emulation (plugins/common/cudaEmu.h), against
-the NumPy reference of the design §2 contract.
+the NumPy reference of the fused-op contract (tests/plugins/reference.py).
 
-Error measure: max |out - ref| / max |ref| (outputs of the post-mix change sign, so an
-element-wise relative error is meaningless near zero). Tolerances: fp32 1e-5, fp16 2e-3.
+Error measure: max |out - ref| / max |ref| (outputs of the post-mix change sign, so an element-wise
+relative error is meaningless near zero). Tolerances: fp32 1e-5, fp16 2e-3.
 """
+import ctypes
+
 import numpy as np
 import pytest
 
 from . import reference
+from .emulation import AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_TWO_PASS, plan
 
 TOL = {np.float32: 1e-5, np.float16: 2e-3}
 DTYPE_CODE = {np.float32: 0, np.float16: 1}
-BIG_SMEM = 160 * 1024
+# Devices as the planner sees them: opt-in shared memory per block, SMs, SM version.
+H200 = dict(smem=227 * 1024, sm_count=132, sm_version=90)
+ORIN = dict(smem=163 * 1024, sm_count=16, sm_version=87)
+L4 = dict(smem=99 * 1024, sm_count=58, sm_version=89)
+T4 = dict(smem=64 * 1024, sm_count=40, sm_version=75)
+TC = (TC_ONE_PASS, TC_TWO_PASS)
+# The talking-heads shapes of the presets: (name, H, N); head size 48 everywhere.
+PRESET_SHAPES = [("xxs_224", 4, 196), ("xxs_384", 4, 576), ("xs_384", 6, 576), ("s_224", 8, 196),
+                 ("s_384", 8, 576), ("m_384", 16, 576), ("m_448", 16, 784)]
 
 
 def _ptr(a):
-    return a.ctypes.data_as(__import__("ctypes").c_void_p)
+    return a.ctypes.data_as(ctypes.c_void_p)
 
 
 def _rel_err(out, ref):
     return float(np.abs(out.astype(np.float64) - ref).max() / np.abs(ref).max())
-
-
-def _th_smem(rows, H, N, d):
-    return 4 * (rows * H * N + rows * d + 2 * (H * H + H))
-
-
-def _stream_smem(rows, chunk, H, d):
-    return 4 * (rows * H * d + rows * H * chunk + 2 * rows * H + 2 * (H * H + H))
-
-
-FULL_ROW, STREAMING = 1, 2
-
-
-def plan(lib, H, N, d, smem, variant=0):
-    out = np.zeros(4, np.int64)
-    lib.cait_emu_talking_heads_plan(H, N, d, smem, variant, _ptr(out))
-    return tuple(int(x) for x in out)  # (variant, rows, chunk, smem bytes)
 
 
 def _mixing(rng, H):
@@ -47,103 +41,208 @@ def _mixing(rng, H):
     return w1.ravel(), b1, w2.ravel(), b2
 
 
-def run_talking_heads(lib, qkv, H, scale, mix, smem, variant=0):
+def run_talking_heads(lib, qkv, H, scale, mix, *, device=H200, variant=AUTO, rows=0, out=None):
     B, N, C3 = qkv.shape
     d = C3 // 3 // H
-    out = np.full((B, N, H * d), np.nan, qkv.dtype)
+    if out is None:
+        out = np.full((B, N, H * d), np.nan, qkv.dtype)
     w1, b1, w2, b2 = (np.ascontiguousarray(m, np.float32) for m in mix)
-    rc = lib.cait_emu_talking_heads(DTYPE_CODE[qkv.dtype.type], B, N, H, d, scale, _ptr(w1), _ptr(b1),
-                                    _ptr(w2), _ptr(b2), _ptr(qkv), _ptr(out), smem, variant)
+    rc = lib.cait_talking_heads(DTYPE_CODE[qkv.dtype.type], B, N, H, d, scale, _ptr(w1), _ptr(b1), _ptr(w2),
+                                _ptr(b2), _ptr(qkv), _ptr(out), device["smem"], device["sm_count"],
+                                device["sm_version"], variant, rows, None)
     assert rc == 0, f"launch failed with cudaError {rc}"
     return out
 
 
-def run_class_attention(lib, q, k, v, H, scale, smem=48 * 1024):
-    B, T, C = k.shape
-    out = np.full((B, 1, C), np.nan, q.dtype)
-    rc = lib.cait_emu_class_attention(DTYPE_CODE[q.dtype.type], B, T, H, C // H, scale, _ptr(q), _ptr(k),
-                                      _ptr(v), _ptr(out), smem)
-    assert rc == 0, f"launch failed with cudaError {rc}"
-    return out
-
-
-# Full-row kernel, (H, N, d, rows per block): N is never a multiple of the row tile, so every
-# case has a partial last tile; the row tiles mirror the presets (16 rows for H = 4, a few for 16).
-TH_CASES = [(4, 37, 8, 16), (6, 29, 8, 7), (8, 37, 16, 5), (16, 23, 8, 3), (8, 21, 48, 4)]
-# Streaming kernel, (H, N, d, rows, keys per chunk): N a multiple of neither.
-TH_STREAM_CASES = [(4, 37, 8, 16, 8), (6, 29, 8, 16, 16), (16, 27, 8, 16, 8), (8, 45, 16, 5, 8)]
-
-
-def _check_talking_heads(lib, dtype, H, N, d, smem, variant, seed):
+def _check(lib, dtype, B, H, N, d, *, seed, scale_inputs=1.0, **launch):
     rng = np.random.default_rng(seed)
-    B = 2
-    qkv = rng.standard_normal((B, N, 3 * H * d)).astype(dtype)
+    qkv = (scale_inputs * rng.standard_normal((B, N, 3 * H * d))).astype(dtype)
     scale = np.float32(d ** -0.5)
     mix = _mixing(rng, H)
-    out = run_talking_heads(lib, qkv, H, scale, mix, smem, variant)
-    ref = reference.talking_heads(qkv, H, scale, *mix)
+    out = run_talking_heads(lib, qkv, H, scale, mix, **launch)
     assert np.isfinite(out).all(), "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
-    err = _rel_err(out, ref)
+    err = _rel_err(out, reference.talking_heads(qkv, H, scale, *mix))
     assert err <= TOL[dtype], f"relative error {err:.3g} > {TOL[dtype]}"
+    return err
+
+
+# ---- CUDA-core kernels (fp32 I/O, sm_75, shapes the tensor-core kernel is not built for) --------
+
+def _th_smem(rows, H, N, d):
+    return 4 * (rows * H * N + rows * d + 2 * (H * H + H))
+
+
+def _stream_smem(rows, chunk, H, d):
+    return 4 * (rows * H * d + rows * H * chunk + 2 * rows * H + 2 * (H * H + H))
+
+
+# (H, N, d, rows per block): N is never a multiple of the row tile, so every case has a partial
+# last tile; the row tiles mirror the presets (16 rows for H = 4, a few for 16).
+TH_CASES = [(4, 37, 8, 16), (6, 29, 8, 7), (8, 37, 16, 5), (16, 23, 8, 3), (8, 21, 48, 4)]
+# (H, N, d, rows, keys per chunk): N a multiple of neither.
+TH_STREAM_CASES = [(4, 37, 8, 16, 8), (6, 29, 8, 16, 16), (16, 27, 8, 16, 8), (8, 45, 16, 5, 8)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("H,N,d,rows", TH_CASES, ids=[f"H{c[0]}-N{c[1]}-d{c[2]}-r{c[3]}" for c in TH_CASES])
-def test_talking_heads_matches_reference(emulated_kernels, dtype, H, N, d, rows):
+def test_full_row_matches_reference(emulated_kernels, dtype, H, N, d, rows):
     smem = _th_smem(rows, H, N, d)
-    assert emulated_kernels.cait_emu_talking_heads_rows(H, N, d, smem) == rows
-    assert plan(emulated_kernels, H, N, d, smem, FULL_ROW) == (FULL_ROW, rows, 0, smem)
-    _check_talking_heads(emulated_kernels, dtype, H, N, d, smem, FULL_ROW, 1000 * H + N)
+    assert emulated_kernels.cait_talking_heads_rows(H, N, d, smem) == rows
+    device = dict(T4, smem=smem)
+    assert plan(emulated_kernels, 2, H, N, d, **device, variant=FULL_ROW)[:4] == (FULL_ROW, rows, 0, smem)
+    _check(emulated_kernels, dtype, 2, H, N, d, seed=1000 * H + N, device=device, variant=FULL_ROW)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("H,N,d,rows,chunk", TH_STREAM_CASES,
                          ids=[f"H{c[0]}-N{c[1]}-d{c[2]}-r{c[3]}-k{c[4]}" for c in TH_STREAM_CASES])
-def test_talking_heads_streaming_matches_reference(emulated_kernels, dtype, H, N, d, rows, chunk):
+def test_streaming_matches_reference(emulated_kernels, dtype, H, N, d, rows, chunk):
     smem = _stream_smem(rows, chunk, H, d)
-    assert plan(emulated_kernels, H, N, d, smem, STREAMING) == (STREAMING, rows, chunk, smem)
-    _check_talking_heads(emulated_kernels, dtype, H, N, d, smem, STREAMING, 2000 * H + N)
+    device = dict(T4, smem=smem)
+    assert plan(emulated_kernels, 2, H, N, d, **device, variant=STREAMING)[:4] == (STREAMING, rows, chunk, smem)
+    _check(emulated_kernels, dtype, 2, H, N, d, seed=2000 * H + N, device=device, variant=STREAMING)
 
 
-@pytest.mark.parametrize("H,N,expected", [(4, 196, FULL_ROW), (8, 196, FULL_ROW), (4, 576, FULL_ROW),
-                                          (8, 576, STREAMING), (16, 576, STREAMING), (16, 784, STREAMING)])
-def test_auto_plan_on_orin(emulated_kernels, H, N, expected):
-    """163 KiB per block (Orin, A100): full rows while >= 11 rows fit, else streaming."""
-    variant, rows, chunk, smem = plan(emulated_kernels, H, N, 48, 163 * 1024)
-    assert variant == expected and rows >= 1 and smem <= 163 * 1024
+def test_cuda_core_plan_without_tensor_cores(emulated_kernels):
+    """163 KiB per block, sm_75-class planning: full rows while >= 11 rows fit, else streaming."""
+    for H, N, expected in [(4, 196, FULL_ROW), (8, 196, FULL_ROW), (4, 576, FULL_ROW), (8, 576, STREAMING),
+                           (16, 576, STREAMING), (16, 784, STREAMING)]:
+        variant, rows, _, smem, _ = plan(emulated_kernels, 8, H, N, 48, smem=163 * 1024, sm_version=75)
+        assert variant == expected and rows >= 1 and smem <= 163 * 1024, (H, N)
 
 
-def test_talking_heads_fp16_scores_beyond_fp16_exp_range(emulated_kernels):
+def test_cuda_core_scores_beyond_fp16_exp_range(emulated_kernels):
     """Scores around ±40: exp() of them overflows fp16 (max 65504 = e^11.09)."""
+    for variant in (FULL_ROW, STREAMING):
+        _check(emulated_kernels, np.float16, 2, 4, 33, 16, seed=7, scale_inputs=4.0, variant=variant,
+               device=dict(T4, smem=160 * 1024))
+
+
+def test_shapes_that_do_not_fit_are_rejected(emulated_kernels):
+    H, N, d = 16, 784, 48
+    assert emulated_kernels.cait_talking_heads_rows(H, N, d, 163 * 1024) == 3  # full rows of m_48_448 on Orin
+    assert emulated_kernels.cait_talking_heads_rows(H, N, d, 48 * 1024) == 0
+    tiny = dict(T4, smem=2 * 1024)  # neither one full score row nor one streaming row of C = 768 fits
+    assert plan(emulated_kernels, 1, H, N, d, fp16=False, **tiny)[1] == 0
+    qkv = np.zeros((1, N, 3 * H * d), np.float32)
+    mix = [np.zeros(H * H, np.float32), np.zeros(H, np.float32)] * 2
+    with pytest.raises(AssertionError, match="launch failed"):
+        run_talking_heads(emulated_kernels, qkv, H, 1.0, mix, device=tiny)
+
+
+# ---- tensor-core kernel -----------------------------------------------------------------------
+
+def _tc_rows(lib, H, N, variant, device=H200):
+    """Row tile of a forced variant at batch 32 (the planner's choice without the small-grid rule)."""
+    return plan(lib, 32, H, N, 48, **device, variant=variant)[1]
+
+
+@pytest.mark.parametrize("variant", TC, ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("name,H,N", PRESET_SHAPES, ids=[p[0] for p in PRESET_SHAPES])
+def test_tensor_core_every_preset_shape(emulated_kernels, name, H, N, variant):
+    """Each preset's attention shape, at the row tile the H200 planner gives the variant."""
+    rows = _tc_rows(emulated_kernels, H, N, variant)
+    assert rows >= 1, f"{name}: no tile of this variant fits 227 KiB"
+    _check(emulated_kernels, np.float16, 2 if N <= 196 else 1, H, N, 48, seed=N + H, variant=variant, rows=rows)
+
+
+# (H, N, rows): N a multiple of neither the 32-key chunk nor the 16-key step; row blocks that are
+# not whole mix groups or tiles, one and two 16-row tiles; the padded head axis of H = 6.
+TC_RAGGED = [(4, 37, 16), (4, 70, 29), (6, 29, 7), (6, 70, 25), (8, 45, 5), (8, 45, 32), (16, 40, 9),
+             (16, 70, 20), (16, 17, 16)]
+
+
+@pytest.mark.parametrize("variant", TC, ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("H,N,rows", TC_RAGGED, ids=[f"H{c[0]}-N{c[1]}-r{c[2]}" for c in TC_RAGGED])
+def test_tensor_core_ragged_shapes(emulated_kernels, H, N, rows, variant):
+    _check(emulated_kernels, np.float16, 2, H, N, 48, seed=3 * N + H, variant=variant, rows=rows)
+
+
+@pytest.mark.parametrize("variant", TC, ids=["one-pass", "two-pass"])
+def test_tensor_core_in_reverse_thread_order(emulated_kernels, variant):
+    """Threads scheduled last-to-first: a missing barrier shows up as a read of NaN poison in one of
+    the two orders."""
+    emulated_kernels.cait_emu_set_reverse_order(1)
+    try:
+        for H, N, rows in [(16, 40, 9), (6, 70, 25), (4, 37, 30)]:
+            _check(emulated_kernels, np.float16, 2, H, N, 48, seed=N, variant=variant, rows=rows)
+    finally:
+        emulated_kernels.cait_emu_set_reverse_order(0)
+
+
+@pytest.mark.parametrize("variant", TC, ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize("H", [4, 16])
+def test_tensor_core_scores_beyond_fp16_exp_range(emulated_kernels, H, variant):
+    """Scores around ±40: the fp16 hi + lo split of the pre-mix keeps them as exact as fp32."""
     rng = np.random.default_rng(7)
-    B, N, H, d = 2, 33, 4, 16
+    B, N, d = 2, 45, 48
     qkv = (4.0 * rng.standard_normal((B, N, 3 * H * d))).astype(np.float16)
-    scale = np.float32(d ** -0.5)
-    mix = _mixing(rng, H)
-    q = qkv.reshape(B, N, 3, H, d)[:, :, 0].astype(np.float64)
-    k = qkv.reshape(B, N, 3, H, d)[:, :, 1].astype(np.float64)
-    raw = scale * np.einsum("bihd,bjhd->bhij", q, k)
+    x = qkv.reshape(B, N, 3, H, d).astype(np.float64)
+    raw = d ** -0.5 * np.einsum("bihd,bjhd->bhij", x[:, :, 0], x[:, :, 1])
     with np.errstate(over="ignore"):
         assert np.isinf(np.exp(raw.astype(np.float16))).any(), "inputs do not stress fp16 softmax"
-    ref = reference.talking_heads(qkv, H, scale, *mix)
-    for variant in (FULL_ROW, STREAMING):
-        out = run_talking_heads(emulated_kernels, qkv, H, scale, mix, BIG_SMEM, variant)
-        assert np.isfinite(out).all(), variant
-        assert _rel_err(out, ref) <= TOL[np.float16], variant
+    _check(emulated_kernels, np.float16, B, H, N, d, seed=7, scale_inputs=4.0, variant=variant)
 
 
-def test_talking_heads_rejects_shapes_that_do_not_fit(emulated_kernels):
-    H, N, d = 16, 784, 48
-    assert emulated_kernels.cait_emu_talking_heads_rows(H, N, d, 163 * 1024) == 3  # m_48_448 on Orin
-    assert emulated_kernels.cait_emu_talking_heads_rows(H, N, d, 48 * 1024) == 0
-    tiny = 2 * 1024  # neither one full score row nor one streaming row of C = 768 fits
-    assert plan(emulated_kernels, H, N, d, tiny)[1] == 0
-    qkv = np.zeros((1, N, 3 * H * d), np.float32)
-    out = np.zeros((1, N, H * d), np.float32)
-    mix = [np.zeros(H * H, np.float32), np.zeros(H, np.float32)] * 2
-    rc = emulated_kernels.cait_emu_talking_heads(0, 1, N, H, d, 1.0, *(_ptr(m) for m in mix), _ptr(qkv),
-                                                 _ptr(out), tiny, 0)
-    assert rc != 0
+def test_tensor_core_plan_per_preset(emulated_kernels):
+    """One pass wherever a block of >= 12 rows fits, else two passes over blocks of up to 32 rows;
+    every fp16 preset shape runs on tensor cores from sm_80 on."""
+    two_pass = {"H200": {"m_384", "m_448"}, "Orin": {"m_384", "m_448"}, "L4": {"xs_384", "s_384", "m_384", "m_448"}}
+    for dev_name, device in [("H200", H200), ("Orin", ORIN), ("L4", L4)]:
+        for name, H, N in PRESET_SHAPES:
+            variant, rows, _, smem, threads = plan(emulated_kernels, 32, H, N, 48, **device)
+            assert variant == (TC_TWO_PASS if name in two_pass[dev_name] else TC_ONE_PASS), (name, dev_name)
+            assert 12 <= rows <= 32 and smem <= device["smem"] and threads == 32 * H, (name, dev_name, rows)
+            assert rows <= 16 or rows >= 24, "a second mma tile is used only when at least half full"
+
+
+def test_small_grids_get_one_tile_per_block(emulated_kernels):
+    """Batch 1 of xxs_224 is 7 blocks of 32 rows for 132 SMs: the planner takes 16-row blocks."""
+    assert plan(emulated_kernels, 1, 4, 196, 48, **H200)[:2] == (TC_ONE_PASS, 16)
+    assert plan(emulated_kernels, 32, 4, 196, 48, **H200)[:2] == (TC_ONE_PASS, 32)
+
+
+def test_tensor_core_only_where_it_applies(emulated_kernels):
+    """fp32 I/O, sm_75, head counts or sizes the kernel is not built for: the CUDA-core kernels."""
+    assert plan(emulated_kernels, 8, 8, 576, 48, fp16=False, **H200)[0] in (FULL_ROW, STREAMING)
+    assert plan(emulated_kernels, 8, 8, 576, 48, **T4)[0] in (FULL_ROW, STREAMING)
+    assert plan(emulated_kernels, 8, 12, 196, 48, **H200)[0] in (FULL_ROW, STREAMING)
+    assert plan(emulated_kernels, 8, 8, 196, 64, **H200)[0] in (FULL_ROW, STREAMING)
+    assert plan(emulated_kernels, 8, 8, 196, 64, **H200, variant=TC_ONE_PASS)[1] == 0
+
+
+def test_misaligned_tensors_use_the_scalar_kernel(emulated_kernels):
+    """qkv not 8-byte aligned: auto falls back to the CUDA-core kernel (still correct); forcing the
+    tensor-core kernel is an error, not a misaligned vector load."""
+    rng = np.random.default_rng(5)
+    B, H, N, d = 1, 4, 37, 48
+    storage = rng.standard_normal(B * N * 3 * H * d + 1).astype(np.float16)
+    qkv = storage[1:].reshape(B, N, 3 * H * d)  # 2 bytes past an 8-byte boundary
+    assert qkv.ctypes.data % 8 != 0
+    mix = _mixing(rng, H)
+    scale = np.float32(d ** -0.5)
+    out = run_talking_heads(emulated_kernels, qkv, H, scale, mix)
+    assert _rel_err(out, reference.talking_heads(qkv, H, scale, *mix)) <= TOL[np.float16]
+    with pytest.raises(AssertionError, match="launch failed"):
+        run_talking_heads(emulated_kernels, qkv, H, scale, mix, variant=TC_ONE_PASS)
+
+
+def test_empty_batch_is_a_no_op(emulated_kernels):
+    qkv = np.zeros((0, 37, 3 * 4 * 48), np.float16)
+    out = np.zeros((0, 37, 4 * 48), np.float16)
+    mix = [np.eye(4, dtype=np.float32).ravel(), np.zeros(4, np.float32)] * 2
+    run_talking_heads(emulated_kernels, qkv, 4, 1.0, mix, out=out)
+
+
+# ---- class attention ----------------------------------------------------------------------------
+
+def run_class_attention(lib, q, k, v, H, scale, smem=48 * 1024):
+    B, T, C = k.shape
+    out = np.full((B, 1, C), np.nan, q.dtype)
+    rc = lib.cait_class_attention(DTYPE_CODE[q.dtype.type], B, T, H, C // H, scale, _ptr(q), _ptr(k),
+                                  _ptr(v), _ptr(out), smem, None)
+    assert rc == 0, f"launch failed with cudaError {rc}"
+    return out
 
 
 # (H, T, d): T = N + 1 and larger than the block (256 threads) in some cases.
@@ -181,13 +280,3 @@ def test_class_attention_fp16_scores_beyond_fp16_exp_range(emulated_kernels):
     ref = reference.class_attention(q, k, v, H, scale)
     assert np.isfinite(out).all()
     assert _rel_err(out, ref) <= TOL[np.float16]
-
-
-def test_python_plan_mirror_matches_launcher(emulated_kernels):
-    """The README tables come from tests/plugins/nvcc_resources.py; keep its mirror honest."""
-    from .nvcc_resources import ARCHS, PRESETS, SM, talking_heads_plan
-    names = {1: "full-row", 2: "streaming"}
-    for _, H, N in PRESETS:
-        for a in ARCHS:
-            variant, rows, chunk, smem = plan(emulated_kernels, H, N, 48, SM[a]["smem_block"])
-            assert (names[variant], rows, chunk, smem) == talking_heads_plan(H, N, 48, SM[a]["smem_block"]), (H, N, a)

@@ -30,7 +30,7 @@ def host_test_binary():
     jobs = [common + ["-O1", "-Wall", "-Wextra", "-Werror", "-isystem", str(trt), "-c", str(PLUGINS / src),
                       "-o", str(out / (src.replace("/", "_") + ".o"))] for src in GLUE]
     jobs.append(common + ["-O2", "-DCAIT_EMULATION", "-Wno-unknown-pragmas", "-c",
-                          str(PLUGINS / "emulation/emulatedKernels.cpp"), "-o", str(out / "emulatedKernels.o")])
+                          str(PLUGINS / "capi/kernelsCApi.cpp"), "-o", str(out / "kernelsCApi.o")])
 
     def run(cmd):
         return subprocess.run(cmd, capture_output=True, text=True)

@@ -1,0 +1,890 @@
+// Tensor-core talking-heads attention (sm_80+, fp16 I/O, head size 48, H in {4, 6, 8, 16}).
+// Design, shared-memory budget and performance model: README.md next to this file.
+//
+// A block owns `rows` (<= 32) query rows of one image, processed as T = 1 or 2 tiles of 16 rows,
+// and all H heads; one warp per head. Every GEMM is an mma.sync.m16n8k16 with fp32 accumulators,
+// and nothing of the H x N x N score tensor leaves shared memory. Per key chunk of 32:
+//  (A1) scores  S_h = Q_h K_h^T       warp h; Q_h stays in registers, K_h goes from global memory
+//                                     straight into B fragments, loaded once for the T row tiles;
+//                                     S goes to shared memory in fp32.
+//  (A2) pre-mix S' = W_pre S + b      a GEMM over the head axis: M = output heads, N = 8 keys,
+//                                     K = input heads. With H <= 8 the weights are block-diagonal
+//                                     over 16 / Hp rows (Hp = H padded to 4, 8 or 16), so one mma
+//                                     mixes 2 or 4 query rows. fp16 hi + lo parts of S and W
+//                                     (3 mmas) make it as exact as fp32. Then the online softmax
+//                                     statistics, and 2^(s - max) stored as fp16.
+// After the last chunk (one pass) or per chunk of a second pass:
+//  (B1) post-mix P' = W_post P + b    the same block-diagonal GEMM, in place in shared memory; the
+//                                     softmax normalization of each chunk is folded into W_post.
+//  (B2) O_h += P'_h V_h               warp h; V goes from global memory straight into B
+//                                     fragments, loaded once for the T row tiles; O stays in
+//                                     registers.
+//
+// One pass keeps the fp16 exp-scores of all N keys of the block's rows in shared memory, so every
+// score is computed and exponentiated once. When that does not fit, two passes: the first
+// computes the softmax statistics, the second recomputes each chunk's scores, normalizes them
+// and accumulates P'V; shared memory is then independent of N.
+//
+// Operand permutation: the contraction of Q K^T runs over the head channels in an order chosen
+// so that each thread's A and B fragment elements are 12 consecutive channels (three 8-byte
+// loads per row instead of twelve 2-byte loads); for P'V the output channels of two n-tiles are
+// interleaved so that one 4-byte load of V serves both, and each thread ends with 4 consecutive
+// output channels (one 8-byte store).
+#include "talkingHeadsAttentionPlugin/talkingHeadsAttentionKernel.h"
+
+#include "common/kernelCompat.h"
+#include "common/warpMma.h"
+
+namespace cait
+{
+// A named namespace (not an anonymous one): for architectures below sm_80 the kernel body is
+// compiled out, and nvcc would warn about every unreferenced internal-linkage constant.
+namespace tensorcore
+{
+
+constexpr int32_t kTile = 16;                       // mma M: query rows per tile
+constexpr int32_t kChunk = 32;                      // keys per chunk
+constexpr int32_t kKSteps = kThTcHeadSize / 16;     // k16 steps over the head channels
+constexpr int32_t kSRow = kChunk + 8;               // score row stride (floats): the float2 stores of a
+                                                    // half-warp hit 32 distinct banks
+
+__host__ __device__ inline int32_t groupRows(int32_t heads)
+{
+    return heads <= 4 ? 4 : (heads <= 8 ? 2 : 1);
+}
+
+__host__ __device__ constexpr bool qInSharedMemory(int32_t heads, int32_t tileRows)
+{
+    return heads * kWarpSize > 256 && tileRows > kTile;
+}
+
+template <int32_t H, int32_t T>
+struct TcShape
+{
+    static constexpr int32_t kHp = H <= 4 ? 4 : (H <= 8 ? 8 : 16); // head axis padded to a divisor of 16
+    static constexpr int32_t kGroupRows = 16 / kHp;                // query rows per mix mma
+    static constexpr int32_t kRows = kTile * T;
+    static constexpr int32_t kGroups = kRows / kGroupRows;
+    static constexpr int32_t kWarps = H;                           // one head per warp
+    static constexpr int32_t kThreads = kWarps * kWarpSize;
+    static constexpr int32_t kGroupSlots = (kGroups + kWarps - 1) / kWarps;
+    static constexpr int32_t kC = H * kThTcHeadSize;
+    static constexpr int64_t kTokenStride = 3 * kC;                // halves per token in qkv
+    // n-tiles of K loaded ahead in the score phase (6 loads in flight per thread).
+    static constexpr int32_t kKeyTilesAhead = 2;
+    // 512-thread blocks get 128 registers per thread: with two row tiles the Q fragments go to
+    // shared memory (in fragment order, read back with ldmatrix) instead of 24 registers.
+    static constexpr bool kQInSmem = qInSharedMemory(H, kRows);
+    static constexpr int32_t kQRegTiles = kQInSmem ? 1 : T;
+    static constexpr int32_t kSHead = kRows * kSRow + 4;           // score head stride (floats): the
+                                                                   // B-fragment loads of the mix hit
+                                                                   // distinct banks
+};
+
+struct TcLayout
+{
+    int32_t nChunks;
+    int32_t ePitch;     // keys per (row, head) in the exp-score buffer
+    int32_t rowsStored; // rows of the exp buffer: `rows` rounded up to whole mix groups
+    size_t scoreOff, expOff, refOff, statOff, coefOff, qOff, zeroOff, total;
+};
+
+__host__ __device__ inline size_t align16(size_t x)
+{
+    return (x + 15) & ~size_t{15};
+}
+
+// Shared memory, in this order: fp32 scores of one chunk [H][16 T][kSRow] (+4 per head); fp16
+// exp-scores [rowsStored][H][ePitch]; one pass only: the fp32 running max each chunk was
+// exponentiated against [rowsStored][H][nChunks]; final statistics (max, 1/sum) [16 T][H] x 2;
+// W_post [H][H] and the two biases [H] x 2 (read per chunk: shared memory rather than registers,
+// the limit of the 512-thread blocks); with qInSharedMemory the Q fragments [H][16 T][48] in
+// fragment order; 16 bytes of zeros that padded rows of ldmatrix read.
+__host__ __device__ inline TcLayout tcLayout(bool onePass, int32_t rows, int32_t heads, int32_t tokens)
+{
+    TcLayout L{};
+    int32_t const tileRows = rows > kTile ? 2 * kTile : kTile;
+    int32_t const g = groupRows(heads);
+    L.nChunks = (tokens + kChunk - 1) / kChunk;
+    L.ePitch = onePass ? L.nChunks * kChunk : kChunk;
+    L.rowsStored = (rows + g - 1) / g * g;
+    L.scoreOff = 0;
+    L.expOff = align16(static_cast<size_t>(heads) * (tileRows * kSRow + 4) * sizeof(float));
+    L.refOff = align16(L.expOff + static_cast<size_t>(L.rowsStored) * heads * L.ePitch * sizeof(__half));
+    size_t const refBytes = onePass ? static_cast<size_t>(L.rowsStored) * heads * L.nChunks * sizeof(float) : 0;
+    L.statOff = align16(L.refOff + refBytes);
+    L.coefOff = align16(L.statOff + 2 * static_cast<size_t>(tileRows) * heads * sizeof(float));
+    L.qOff = align16(L.coefOff + static_cast<size_t>(heads + 2) * heads * sizeof(float));
+    size_t const qBytes = qInSharedMemory(heads, tileRows)
+        ? static_cast<size_t>(heads) * tileRows * kThTcHeadSize * sizeof(__half)
+        : 0;
+    L.zeroOff = align16(L.qOff + qBytes);
+    L.total = L.zeroOff + 16;
+    return L;
+}
+
+// Per-thread state shared by the phases.
+template <int32_t H, int32_t T>
+struct TcThread
+{
+    using S = TcShape<H, T>;
+    int32_t lane, warp, g, t;
+    // Q_h A fragments (16 rows x channels) of this warp's head, per row tile and k16 step (none
+    // with S::kQInSmem).
+    uint32_t qa[S::kQRegTiles][kKSteps][4];
+    // Block-diagonal W_pre * scale * log2(e) as A fragments (rows = (row, out head), columns =
+    // (row, in head)), fp16 hi and lo parts. W_post and the biases stay in shared memory.
+    uint32_t preHi[4], preLo[4];
+    // The (row within the mix group, head) of accumulator rows g and g + 8: cheap enough to
+    // recompute, and registers are the limit of the 512-thread blocks.
+    __device__ __forceinline__ int32_t slotRow(int32_t s) const
+    {
+        return (g + 8 * s) / S::kHp;
+    }
+    __device__ __forceinline__ int32_t slotHead(int32_t s) const
+    {
+        return (g + 8 * s) % S::kHp;
+    }
+    // Softmax statistics (log2 domain) of this warp's groups, for accumulator rows g and g + 8:
+    // the running max and the sum of 2^(s - max).
+    float runMax[S::kGroupSlots][2];
+    float runSum[S::kGroupSlots][2];
+    // P'V accumulators: per row tile, 16 rows x 48 channels as 6 n-tiles.
+    float acc[T][2 * kKSteps][4];
+};
+
+// Block-diagonal weight of A fragment element (reg i, half e) of this thread: row m = g + 8 (i & 1),
+// column k = 2t + 8 (i >> 1) + e; m = (row m / Hp, head m % Hp), k likewise; zero unless the
+// rows agree.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ float blockDiagonal(TcThread<H, T> const& th, float const* w, int32_t i, int32_t e)
+{
+    using S = TcShape<H, T>;
+    int32_t const m = th.g + 8 * (i & 1);
+    int32_t const k = 2 * th.t + 8 * (i >> 1) + e;
+    int32_t const o = m % S::kHp;
+    int32_t const h = k % S::kHp;
+    return m / S::kHp == k / S::kHp && o < H && h < H ? w[o * H + h] : 0.F;
+}
+
+// Q fragments of one row tile. Channel order of the contraction: step s, thread t holds slots
+// (2t, 2t+1) = channels 12t + 4s + {0, 1} and slots (2t+8, 2t+9) = channels 12t + 4s + {2, 3}; K
+// uses the same order, so the dot products are unchanged.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void loadQ(TcThread<H, T> const& th, uint32_t (&qa)[kKSteps][4], __half const* base,
+    int32_t row0, int32_t nRows, int32_t tile)
+{
+    using S = TcShape<H, T>;
+#pragma unroll
+    for (int32_t half = 0; half < 2; ++half)
+    {
+        int32_t const r = tile * kTile + th.g + 8 * half;
+        __half const* src = base + (row0 + r) * S::kTokenStride + th.warp * kThTcHeadSize + 12 * th.t;
+#pragma unroll
+        for (int32_t s = 0; s < kKSteps; ++s)
+        {
+            uint2 const v = r < nRows ? load64(src + 4 * s) : make_uint2(0U, 0U);
+            qa[s][half] = v.x;
+            qa[s][2 + half] = v.y;
+        }
+    }
+}
+
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcSetup(TcThread<H, T>& th, TalkingHeadsParams const& p, __half const* base,
+    int32_t row0, int32_t nRows, float* coef, __half* qBuf)
+{
+    using S = TcShape<H, T>;
+    constexpr float kLog2e = 1.4426950408889634F; // the softmax runs in base 2: exp(x) = 2^(x log2 e)
+    // coef: W_post [H][H], then b_pre * log2(e) [H], b_post [H].
+    for (int32_t e = static_cast<int32_t>(threadIdx.x); e < H * H; e += S::kThreads)
+    {
+        coef[e] = p.postWeight[e];
+    }
+    for (int32_t e = static_cast<int32_t>(threadIdx.x); e < H; e += S::kThreads)
+    {
+        coef[H * H + e] = p.preBias[e] * kLog2e;
+        coef[H * H + H + e] = p.postBias[e];
+    }
+#pragma unroll
+    for (int32_t i = 0; i < 4; ++i)
+    {
+        float w[2], lo[2];
+#pragma unroll
+        for (int32_t e = 0; e < 2; ++e)
+        {
+            w[e] = blockDiagonal(th, p.preWeight, i, e) * p.scale * kLog2e;
+            lo[e] = w[e] - __half2float(__float2half_rn(w[e]));
+        }
+        th.preHi[i] = packHalf2(w[0], w[1]);
+        th.preLo[i] = packHalf2(lo[0], lo[1]);
+    }
+#pragma unroll
+    for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
+    {
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            th.runMax[gs][s] = -INFINITY;
+            th.runSum[gs][s] = 0.F;
+        }
+    }
+#pragma unroll
+    for (int32_t tile = 0; tile < T; ++tile)
+    {
+        if constexpr (S::kQInSmem)
+        {
+            // Register i of k-step s at the place ldmatrix.x4 delivers it from: row g + 8 (i & 1),
+            // column 16 s + 8 (i >> 1) + 2t of this head's [16 T][48] block.
+            uint32_t q[kKSteps][4];
+            loadQ<H, T>(th, q, base, row0, nRows, tile);
+#pragma unroll
+            for (int32_t st = 0; st < kKSteps; ++st)
+            {
+#pragma unroll
+                for (int32_t i = 0; i < 4; ++i)
+                {
+                    int32_t const r = tile * kTile + th.g + 8 * (i & 1);
+                    __half* dst = qBuf + (th.warp * S::kRows + r) * kThTcHeadSize + 16 * st + 8 * (i >> 1) + 2 * th.t;
+                    *reinterpret_cast<uint32_t*>(dst) = q[st][i];
+                }
+            }
+        }
+        else
+        {
+            loadQ<H, T>(th, th.qa[tile], base, row0, nRows, tile);
+        }
+    }
+}
+
+// Zeroes the P'V accumulators right before the P'V phase, so that they hold no registers
+// during the first pass.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcZeroAccumulators(TcThread<H, T>& th)
+{
+#pragma unroll
+    for (int32_t tile = 0; tile < T; ++tile)
+    {
+#pragma unroll
+        for (int32_t n = 0; n < 2 * kKSteps; ++n)
+        {
+#pragma unroll
+            for (int32_t e = 0; e < 4; ++e)
+            {
+                th.acc[tile][n][e] = 0.F;
+            }
+        }
+    }
+}
+
+// (A1) fp32 scores of keys [j0, j0 + 32) of this warp's head, every row tile, into the score buffer.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcScores(
+    TcThread<H, T> const& th, __half const* base, int32_t N, int32_t j0, float* scores, __half const* qBuf)
+{
+    using S = TcShape<H, T>;
+    constexpr int32_t kTiles = kChunk / 8;
+    int32_t const h = th.warp;
+    // Keys in groups of S::kKeyTilesAhead n-tiles, their 8-byte loads in flight together.
+    constexpr int32_t kAhead = S::kKeyTilesAhead;
+#pragma unroll
+    for (int32_t n0 = 0; n0 < kTiles; n0 += kAhead)
+    {
+        uint2 kf[kAhead][kKSteps];
+#pragma unroll
+        for (int32_t n = 0; n < kAhead; ++n)
+        {
+            int32_t const key = j0 + (n0 + n) * 8 + th.g;
+            __half const* src = base + key * S::kTokenStride + S::kC + h * kThTcHeadSize + 12 * th.t;
+#pragma unroll
+            for (int32_t s = 0; s < kKSteps; ++s)
+            {
+                kf[n][s] = key < N ? load64(src + 4 * s) : make_uint2(0U, 0U);
+            }
+        }
+#pragma unroll
+        for (int32_t n = 0; n < kAhead; ++n)
+        {
+#pragma unroll
+            for (int32_t tile = 0; tile < T; ++tile)
+            {
+                float d[4] = {0.F, 0.F, 0.F, 0.F};
+#pragma unroll
+                for (int32_t s = 0; s < kKSteps; ++s)
+                {
+                    uint32_t const b[2] = {kf[n][s].x, kf[n][s].y};
+                    if constexpr (S::kQInSmem)
+                    {
+                        int32_t const mat = th.lane >> 3;
+                        uint32_t q[4];
+                        ldmatrixX4(q, qBuf + (h * S::kRows + tile * kTile + (mat & 1) * 8 + (th.lane & 7)) * kThTcHeadSize
+                                + 16 * s + 8 * (mat >> 1));
+                        mmaM16N8K16(d, q, b);
+                    }
+                    else
+                    {
+                        mmaM16N8K16(d, th.qa[tile][s], b);
+                    }
+                }
+                float* dst = scores + h * S::kSHead + (tile * kTile + th.g) * kSRow + (n0 + n) * 8 + 2 * th.t;
+                *reinterpret_cast<float2*>(dst) = make_float2(d[0], d[1]);
+                *reinterpret_cast<float2*>(dst + 8 * kSRow) = make_float2(d[2], d[3]);
+            }
+        }
+    }
+}
+
+enum class ExpMode : int32_t
+{
+    kStatsOnly, // pass 1 of two: statistics only
+    kRelative,  // one pass: 2^(s - running max), the max recorded per chunk
+    kNormalized // pass 2 of two: final probabilities
+};
+
+// (A2) pre-mix of mix group `grp` (rows grp * G ...), keys [j0, j0 + 32): S' = W_pre S + b, the
+// softmax statistics, and the exp-scores into the exp buffer at column `col0`.
+template <int32_t H, int32_t T, ExpMode kMode>
+__device__ __forceinline__ void tcPremix(TcThread<H, T>& th, int32_t gs, int32_t grp, int32_t N, int32_t j0,
+    float const* scores, __half* expBuf, int32_t ePitch, int32_t col0, float* refs, int32_t nChunks,
+    float const* coef, float const* statMax, float const* statInv)
+{
+    using S = TcShape<H, T>;
+    constexpr int32_t kTiles = kChunk / 8;
+    int32_t const rowBase = grp * S::kGroupRows;
+    float const bias0 = th.slotHead(0) < H ? coef[H * H + th.slotHead(0)] : 0.F;
+    float const bias1 = th.slotHead(1) < H ? coef[H * H + th.slotHead(1)] : 0.F;
+
+    // S' of n-tile nt (8 keys): accumulator layout (row slotRow(s), head slotHead(s)) x keys 2t,
+    // 2t+1 in d[2s .. 2s+1]; keys past N are -inf.
+    auto mixTile = [&](int32_t nt, float (&d)[4]) {
+        // B fragment (k = (row, input head), n = key g): reg j holds k = 2t + 8j, +1.
+        uint32_t bHi[2], bLo[2];
+#pragma unroll
+        for (int32_t j = 0; j < 2; ++j)
+        {
+            float x[2];
+#pragma unroll
+            for (int32_t e = 0; e < 2; ++e)
+            {
+                int32_t const k = 2 * th.t + 8 * j + e;
+                int32_t const h = k % S::kHp;
+                int32_t const r = rowBase + k / S::kHp;
+                x[e] = h < H ? scores[h * S::kSHead + r * kSRow + nt * 8 + th.g] : 0.F;
+            }
+            bHi[j] = packHalf2(x[0], x[1]);
+            bLo[j] = packHalf2(x[0] - lowHalfToFloat(bHi[j]), x[1] - highHalfToFloat(bHi[j]));
+        }
+        d[0] = d[1] = bias0;
+        d[2] = d[3] = bias1;
+        // hi*hi + hi*lo + lo*hi: the dropped lo*lo term is 2^-22 relative.
+        mmaM16N8K16(d, th.preHi, bHi);
+        mmaM16N8K16(d, th.preHi, bLo);
+        mmaM16N8K16(d, th.preLo, bHi);
+        if (j0 + kChunk > N) // warp-uniform: only the last chunk has keys past N
+        {
+#pragma unroll
+            for (int32_t e = 0; e < 2; ++e)
+            {
+                if (j0 + nt * 8 + 2 * th.t + e >= N)
+                {
+                    d[e] = -INFINITY;
+                    d[2 + e] = -INFINITY;
+                }
+            }
+        }
+    };
+    auto store = [&](int32_t nt, float const (&e)[4]) {
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            if (th.slotHead(s) < H)
+            {
+                __half* dst = expBuf + ((rowBase + th.slotRow(s)) * H + th.slotHead(s)) * ePitch + col0 + nt * 8
+                    + 2 * th.t;
+                *reinterpret_cast<uint32_t*>(dst) = packHalf2(e[2 * s], e[2 * s + 1]);
+            }
+        }
+    };
+
+    if constexpr (kMode == ExpMode::kNormalized)
+    {
+        // Final statistics (max, 1 / sum) from shared memory, one n-tile at a time: the fewest live
+        // registers, for the 512-thread blocks.
+        float stat[2][2];
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            int32_t const idx = (rowBase + th.slotRow(s)) * H + th.slotHead(s);
+            stat[s][0] = th.slotHead(s) < H ? statMax[idx] : 0.F;
+            stat[s][1] = th.slotHead(s) < H ? statInv[idx] : 0.F;
+        }
+#pragma unroll
+        for (int32_t nt = 0; nt < kTiles; ++nt)
+        {
+            float d[4];
+            mixTile(nt, d);
+            float e[4];
+#pragma unroll
+            for (int32_t k = 0; k < 4; ++k)
+            {
+                e[k] = fastExp2(d[k] - stat[k >> 1][0]) * stat[k >> 1][1];
+            }
+            store(nt, e);
+        }
+        return;
+    }
+    else
+    {
+        float d[kTiles][4];
+#pragma unroll
+        for (int32_t nt = 0; nt < kTiles; ++nt)
+        {
+            mixTile(nt, d[nt]);
+        }
+        // A quad holds all 8 keys of a tile: row statistics need two shuffles.
+        float ref[2];
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            float m = -INFINITY;
+#pragma unroll
+            for (int32_t nt = 0; nt < kTiles; ++nt)
+            {
+                m = fmaxf(m, fmaxf(d[nt][2 * s], d[nt][2 * s + 1]));
+            }
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffU, m, 1));
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffU, m, 2));
+            float const newMax = fmaxf(th.runMax[gs][s], m);
+            // 2^(-inf) = 0 rescales the empty sum of the first chunk.
+            th.runSum[gs][s] *= fastExp2(th.runMax[gs][s] - newMax);
+            th.runMax[gs][s] = newMax;
+            ref[s] = newMax;
+        }
+        float sum[2] = {0.F, 0.F};
+#pragma unroll
+        for (int32_t nt = 0; nt < kTiles; ++nt)
+        {
+            float e[4];
+#pragma unroll
+            for (int32_t k = 0; k < 4; ++k)
+            {
+                e[k] = fastExp2(d[nt][k] - ref[k >> 1]);
+                sum[k >> 1] += e[k];
+            }
+            if constexpr (kMode == ExpMode::kRelative)
+            {
+                store(nt, e);
+            }
+        }
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            float v = sum[s];
+            v += __shfl_xor_sync(0xffffffffU, v, 1);
+            v += __shfl_xor_sync(0xffffffffU, v, 2);
+            th.runSum[gs][s] += v;
+            if (kMode == ExpMode::kRelative && th.t == 0 && th.slotHead(s) < H)
+            {
+                refs[((rowBase + th.slotRow(s)) * H + th.slotHead(s)) * nChunks + j0 / kChunk] = ref[s];
+            }
+        }
+    }
+}
+
+// (B1) post-mix of mix group `grp`, columns [c0, c0 + 32) of the exp buffer (keys from keyBase),
+// in place: P' = (W_post diag(f)) E + b, f scaling each (row, input head)'s exp-scores to
+// probabilities (1 when they already are). Keys >= N get 0 (the bias would make them non-zero).
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcPostmix(TcThread<H, T> const& th, int32_t grp, __half* expBuf, int32_t ePitch,
+    int32_t c0, int32_t keyBase, int32_t N, float const (&f)[2][2], float const* coef, void const* zero)
+{
+    using S = TcShape<H, T>;
+    int32_t const rowBase = grp * S::kGroupRows;
+    uint32_t a[4];
+#pragma unroll
+    for (int32_t i = 0; i < 4; ++i)
+    {
+        a[i] = packHalf2(
+            blockDiagonal(th, coef, i, 0) * f[i >> 1][0], blockDiagonal(th, coef, i, 1) * f[i >> 1][1]);
+    }
+    float const bias0 = th.slotHead(0) < H ? coef[H * H + H + th.slotHead(0)] : 0.F;
+    float const bias1 = th.slotHead(1) < H ? coef[H * H + H + th.slotHead(1)] : 0.F;
+    // ldmatrix.x4.trans of matrices (k 0-7 | 8-15) x (keys 0-7 | 8-15): the B fragments of two
+    // n-tiles; memory row k = (row k / Hp, input head k % Hp).
+    int32_t const mat = th.lane >> 3;
+    int32_t const k = (mat & 1) * 8 + (th.lane & 7);
+    int32_t const head = k % S::kHp;
+    __half* rowPtr = expBuf + ((rowBase + k / S::kHp) * H + head) * ePitch + c0 + (mat >> 1) * 8;
+#pragma unroll
+    for (int32_t k0 = 0; k0 < kChunk; k0 += 16)
+    {
+        uint32_t m[4];
+        ldmatrixX4<true>(m, head < H ? static_cast<void const*>(rowPtr + k0) : zero);
+#pragma unroll
+        for (int32_t nt = 0; nt < 2; ++nt)
+        {
+            uint32_t const b[2] = {m[2 * nt], m[2 * nt + 1]};
+            float d[4] = {bias0, bias0, bias1, bias1};
+            mmaM16N8K16(d, a, b);
+            int32_t const c = c0 + k0 + nt * 8 + 2 * th.t;
+            int32_t const key = keyBase + k0 + nt * 8 + 2 * th.t;
+#pragma unroll
+            for (int32_t e = 0; e < 2; ++e)
+            {
+                if (key + e >= N)
+                {
+                    d[e] = 0.F;
+                    d[2 + e] = 0.F;
+                }
+            }
+#pragma unroll
+            for (int32_t s = 0; s < 2; ++s)
+            {
+                if (th.slotHead(s) < H)
+                {
+                    __half* dst = expBuf + ((rowBase + th.slotRow(s)) * H + th.slotHead(s)) * ePitch + c;
+                    *reinterpret_cast<uint32_t*>(dst) = packHalf2(d[2 * s], d[2 * s + 1]);
+                }
+            }
+        }
+    }
+}
+
+// (B2) O_h += P'_h V_h for this warp's head over keys [keyBase, keyBase + count), held at columns
+// [c0, c0 + count) of the exp buffer; each V fragment serves every row tile.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcAccumulate(TcThread<H, T>& th, __half const* base, int32_t N,
+    __half const* expBuf, int32_t ePitch, int32_t c0, int32_t keyBase, int32_t count, int32_t nRows, void const* zero)
+{
+    using S = TcShape<H, T>;
+    int32_t const h = th.warp;
+    int32_t const mat = th.lane >> 3;
+    int32_t const rowInTile = (mat & 1) * 8 + (th.lane & 7);
+    int32_t const keyOff = (mat >> 1) * 8;
+    __half const* vBase = base + 2 * S::kC + h * kThTcHeadSize + 2 * th.g;
+#pragma unroll 1
+    for (int32_t k0 = 0; k0 < count; k0 += 16)
+    {
+        // B fragments: keys 2t, 2t+1, 2t+8, 2t+9; channels 16v + 2g (+1): the low halves are
+        // n-tile 2v, the high halves n-tile 2v + 1.
+        uint32_t w[kKSteps][4];
+#pragma unroll
+        for (int32_t q = 0; q < 4; ++q)
+        {
+            int32_t const key = keyBase + k0 + 2 * th.t + (q & 1) + 8 * (q >> 1);
+#pragma unroll
+            for (int32_t v = 0; v < kKSteps; ++v)
+            {
+                w[v][q] = key < N ? load32(vBase + key * S::kTokenStride + 16 * v) : 0U;
+            }
+        }
+#pragma unroll
+        for (int32_t tile = 0; tile < T; ++tile)
+        {
+            // A fragment (16 rows x 16 keys) of P'_h: matrices (rows 0-7 | 8-15) x (keys 0-7 | 8-15).
+            int32_t const row = tile * kTile + rowInTile;
+            void const* addr
+                = row < nRows ? static_cast<void const*>(expBuf + (row * H + h) * ePitch + c0 + k0 + keyOff) : zero;
+            uint32_t a[4];
+            ldmatrixX4(a, addr);
+#pragma unroll
+            for (int32_t v = 0; v < kKSteps; ++v)
+            {
+                uint32_t const bEven[2] = {lowHalves(w[v][0], w[v][1]), lowHalves(w[v][2], w[v][3])};
+                uint32_t const bOdd[2] = {highHalves(w[v][0], w[v][1]), highHalves(w[v][2], w[v][3])};
+                mmaM16N8K16(th.acc[tile][2 * v], a, bEven);
+                mmaM16N8K16(th.acc[tile][2 * v + 1], a, bOdd);
+            }
+        }
+    }
+}
+
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcStore(TcThread<H, T> const& th, __half* out, int32_t nRows)
+{
+    using S = TcShape<H, T>;
+#pragma unroll
+    for (int32_t tile = 0; tile < T; ++tile)
+    {
+#pragma unroll
+        for (int32_t half = 0; half < 2; ++half)
+        {
+            int32_t const r = tile * kTile + th.g + 8 * half;
+            if (r >= nRows)
+            {
+                continue;
+            }
+            __half* dst = out + static_cast<int64_t>(r) * S::kC + th.warp * kThTcHeadSize + 4 * th.t;
+#pragma unroll
+            for (int32_t v = 0; v < kKSteps; ++v)
+            {
+                float const* ev = th.acc[tile][2 * v];
+                float const* od = th.acc[tile][2 * v + 1];
+                store64(dst + 16 * v, packHalf2(ev[2 * half], od[2 * half]),
+                    packHalf2(ev[2 * half + 1], od[2 * half + 1]));
+            }
+        }
+    }
+}
+
+// One chunk of keys [j0, j0 + 32): scores (A1), then the pre-mix and softmax (A2) of every mix
+// group of this warp, exp-scores at column col0; in pass 2 of two, the post-mix right after (the
+// group's exp-scores are this warp's own). Ends at a block barrier: the score buffer is
+// rewritten by the next chunk, and P'V reads every warp's groups.
+template <int32_t H, int32_t T, ExpMode kMode>
+__device__ __forceinline__ void tcChunk(TcThread<H, T>& th, __half const* base, int32_t N, int32_t nRows,
+    int32_t j0, float* scores, __half const* qBuf, __half* expBuf, TcLayout const& L, int32_t col0, float* refs,
+    float const* coef, float const* statMax, float const* statInv, void const* zero)
+{
+    using S = TcShape<H, T>;
+    tcScores<H, T>(th, base, N, j0, scores, qBuf);
+    __syncthreads();
+#pragma unroll
+    for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
+    {
+        int32_t const grp = th.warp + gs * S::kWarps;
+        if (grp * S::kGroupRows < nRows)
+        {
+            tcPremix<H, T, kMode>(
+                th, gs, grp, N, j0, scores, expBuf, L.ePitch, col0, refs, L.nChunks, coef, statMax, statInv);
+            if constexpr (kMode == ExpMode::kNormalized)
+            {
+                float const ones[2][2] = {{1.F, 1.F}, {1.F, 1.F}};
+                __syncwarp();
+                tcPostmix<H, T>(th, grp, expBuf, L.ePitch, col0, j0, N, ones, coef, zero);
+            }
+        }
+    }
+    __syncthreads();
+}
+
+// The final softmax statistics of this warp's groups into shared memory (max, 1 / sum): the
+// post-mix of one pass and pass 2 of two read them there.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcPublishStats(
+    TcThread<H, T> const& th, int32_t nRows, float* statMax, float* statInv)
+{
+    using S = TcShape<H, T>;
+#pragma unroll
+    for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
+    {
+        int32_t const grp = th.warp + gs * S::kWarps;
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            int32_t const r = grp * S::kGroupRows + th.slotRow(s);
+            if (grp * S::kGroupRows < nRows && th.t == 0 && th.slotHead(s) < H)
+            {
+                statMax[r * H + th.slotHead(s)] = th.runMax[gs][s];
+                statInv[r * H + th.slotHead(s)] = 1.F / th.runSum[gs][s];
+            }
+        }
+    }
+}
+
+template <int32_t H, int32_t T, bool kOnePass>
+__global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensorCoreKernel(
+    TalkingHeadsParams const p, int32_t const rows, __half const* __restrict__ qkv, __half* __restrict__ out)
+{
+#if defined(CAIT_EMULATION) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+    using S = TcShape<H, T>;
+    CAIT_DYNAMIC_SMEM(smem);
+    int32_t const N = p.tokens;
+    TcLayout const L = tcLayout(kOnePass, rows, H, N);
+    float* scores = reinterpret_cast<float*>(smem + L.scoreOff);
+    __half* expBuf = reinterpret_cast<__half*>(smem + L.expOff);
+    float* refs = reinterpret_cast<float*>(smem + L.refOff);
+    float* statMax = reinterpret_cast<float*>(smem + L.statOff);
+    float* statInv = statMax + S::kRows * H;
+    float* coef = reinterpret_cast<float*>(smem + L.coefOff);
+    __half* qBuf = reinterpret_cast<__half*>(smem + L.qOff);
+    void const* zero = smem + L.zeroOff;
+
+    TcThread<H, T> th;
+    th.lane = static_cast<int32_t>(threadIdx.x) % kWarpSize;
+    th.warp = static_cast<int32_t>(threadIdx.x) / kWarpSize;
+    th.g = th.lane >> 2;
+    th.t = th.lane & 3;
+    int32_t const row0 = static_cast<int32_t>(blockIdx.x) * rows;
+    int32_t const nRows = (N - row0) < rows ? (N - row0) : rows;
+    __half const* base = qkv + static_cast<int64_t>(blockIdx.y) * N * S::kTokenStride;
+    __half* outTile = out + (static_cast<int64_t>(blockIdx.y) * N + row0) * S::kC;
+
+    if (threadIdx.x < 4)
+    {
+        reinterpret_cast<uint32_t*>(smem + L.zeroOff)[threadIdx.x] = 0U;
+    }
+    tcSetup<H, T>(th, p, base, row0, nRows, coef, qBuf);
+    __syncwarp(); // each warp reads back only the Q fragments it wrote
+
+    if constexpr (kOnePass)
+    {
+        for (int32_t j0 = 0; j0 < N; j0 += kChunk)
+        {
+            tcChunk<H, T, ExpMode::kRelative>(
+                th, base, N, nRows, j0, scores, qBuf, expBuf, L, j0, refs, coef, statMax, statInv, zero);
+        }
+        // A group belongs to one warp from here to the post-mix: lane-to-lane visibility only.
+        tcPublishStats<H, T>(th, nRows, statMax, statInv);
+        __syncwarp();
+#pragma unroll
+        for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
+        {
+            int32_t const grp = th.warp + gs * S::kWarps;
+            if (grp * S::kGroupRows >= nRows)
+            {
+                continue;
+            }
+            for (int32_t chunk = 0; chunk < L.nChunks; ++chunk)
+            {
+                // f for this thread's A columns k = 2t + 8j + e = (row k / Hp, input head k % Hp).
+                float f[2][2];
+#pragma unroll
+                for (int32_t j = 0; j < 2; ++j)
+                {
+#pragma unroll
+                    for (int32_t e = 0; e < 2; ++e)
+                    {
+                        int32_t const k = 2 * th.t + 8 * j + e;
+                        int32_t const o = k % S::kHp;
+                        int32_t const r = grp * S::kGroupRows + k / S::kHp;
+                        f[j][e] = o < H ? fastExp2(refs[(r * H + o) * L.nChunks + chunk] - statMax[r * H + o])
+                                * statInv[r * H + o]
+                                        : 0.F;
+                    }
+                }
+                tcPostmix<H, T>(th, grp, expBuf, L.ePitch, chunk * kChunk, chunk * kChunk, N, f, coef, zero);
+            }
+        }
+        __syncthreads();
+        tcZeroAccumulators<H, T>(th);
+        tcAccumulate<H, T>(th, base, N, expBuf, L.ePitch, 0, 0, L.nChunks * kChunk, nRows, zero);
+    }
+    else
+    {
+        for (int32_t j0 = 0; j0 < N; j0 += kChunk)
+        {
+            tcChunk<H, T, ExpMode::kStatsOnly>(
+                th, base, N, nRows, j0, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
+        }
+        tcPublishStats<H, T>(th, nRows, statMax, statInv);
+        __syncwarp();
+        tcZeroAccumulators<H, T>(th);
+        for (int32_t j0 = 0; j0 < N; j0 += kChunk)
+        {
+            tcChunk<H, T, ExpMode::kNormalized>(
+                th, base, N, nRows, j0, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
+            tcAccumulate<H, T>(th, base, N, expBuf, L.ePitch, 0, j0, kChunk, nRows, zero);
+            __syncthreads(); // scores and exp buffer are rewritten by the next chunk
+        }
+    }
+    tcStore<H, T>(th, outTile, nRows);
+#else
+    (void) p;
+    (void) rows;
+    (void) qkv;
+    (void) out;
+#endif
+}
+
+template <int32_t H, int32_t T>
+cudaError_t launchTiles(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out,
+    cudaStream_t stream)
+{
+    dim3 const grid(static_cast<unsigned>(ceilDiv(params.tokens, plan.rows)), static_cast<unsigned>(params.batch));
+    dim3 const block(TcShape<H, T>::kThreads);
+    if (plan.variant == TalkingHeadsVariant::kTensorCoreOnePass)
+    {
+        return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, true>), grid, block, plan.smemBytes, stream, params,
+            plan.rows, qkv, out);
+    }
+    return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, false>), grid, block, plan.smemBytes, stream, params,
+        plan.rows, qkv, out);
+}
+
+template <int32_t H>
+cudaError_t launchHeads(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out,
+    cudaStream_t stream)
+{
+    return plan.rows > kTile ? launchTiles<H, 2>(params, plan, qkv, out, stream)
+                             : launchTiles<H, 1>(params, plan, qkv, out, stream);
+}
+
+template <int32_t H>
+cudaError_t prepareHeads(int bytes)
+{
+#if defined(CAIT_EMULATION)
+    (void) bytes;
+    return cudaSuccess;
+#else
+    cudaError_t err = cudaSuccess;
+    for (void const* fn : {reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, true>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, false>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, true>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, false>)})
+    {
+        if (err == cudaSuccess)
+        {
+            err = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        }
+    }
+    return err;
+#endif
+}
+
+} // namespace tensorcore
+
+using namespace tensorcore;
+
+bool talkingHeadsTensorCoreShape(int32_t heads, int32_t headSize)
+{
+    return headSize == kThTcHeadSize && (heads == 4 || heads == 6 || heads == 8 || heads == 16);
+}
+
+size_t talkingHeadsTensorCoreSmemBytes(bool onePass, int32_t rows, int32_t heads, int32_t tokens)
+{
+    return tcLayout(onePass, rows, heads, tokens).total;
+}
+
+int32_t talkingHeadsTensorCoreThreads(int32_t heads)
+{
+    return heads * kWarpSize;
+}
+
+cudaError_t launchTalkingHeadsTensorCore(
+    TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out, cudaStream_t stream)
+{
+    if (plan.rows <= 0 || plan.rows > kThTcMaxRows)
+    {
+        return cudaErrorInvalidValue;
+    }
+    switch (params.heads)
+    {
+    case 4: return launchHeads<4>(params, plan, qkv, out, stream);
+    case 6: return launchHeads<6>(params, plan, qkv, out, stream);
+    case 8: return launchHeads<8>(params, plan, qkv, out, stream);
+    case 16: return launchHeads<16>(params, plan, qkv, out, stream);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+cudaError_t talkingHeadsTensorCorePrepare(size_t maxSmemBytes)
+{
+    int const bytes = static_cast<int>(maxSmemBytes);
+    cudaError_t err = prepareHeads<4>(bytes);
+    if (err == cudaSuccess)
+    {
+        err = prepareHeads<6>(bytes);
+    }
+    if (err == cudaSuccess)
+    {
+        err = prepareHeads<8>(bytes);
+    }
+    if (err == cudaSuccess)
+    {
+        err = prepareHeads<16>(bytes);
+    }
+    return err;
+}
+
+} // namespace cait
