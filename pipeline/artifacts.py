@@ -5,6 +5,7 @@ an interrupted or failed run never leaves a half-written artifact behind. Each a
 one `manifest.json`; a stage records itself under its own key (inputs' hashes, tool versions,
 settings, figures) so a later stage can tell whether its inputs changed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,9 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.errors import UserError
 
@@ -31,8 +33,9 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=p, prefix=".probe-"):
             pass
     except OSError as e:
-        raise UserError(f"cannot write to output directory {p}: {e.strerror or e}; "
-                        "choose another --out") from None
+        raise UserError(
+            f"cannot write to output directory {p}: {e.strerror or e}; choose another --out"
+        ) from None
     return p
 
 
@@ -70,6 +73,7 @@ def save_onnx(model, dst: str | os.PathLike, external: bool = False) -> Path:
     to a temporary *name* instead would bake that name into the model.
     """
     import onnx
+
     dst = Path(dst)
     ensure_writable_dir(dst.parent)
     external = external or model.ByteSize() > ONNX_2GB
@@ -77,8 +81,14 @@ def save_onnx(model, dst: str | os.PathLike, external: bool = False) -> Path:
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as work:
         tmp = Path(work) / dst.name
         if external:
-            onnx.save_model(model, str(tmp), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+            onnx.save_model(
+                model,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data.name,
+                size_threshold=1024,
+            )
             os.replace(tmp.with_name(data.name), data)
         else:
             onnx.save_model(model, str(tmp))
@@ -117,8 +127,18 @@ def onnx_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-_TOOLS = ("paddlepaddle", "paddle2onnx", "onnx", "onnxruntime", "onnx-graphsurgeon", "polygraphy",
-          "numpy", "tensorrt", "torch", "timm")
+_TOOLS = (
+    "paddlepaddle",
+    "paddle2onnx",
+    "onnx",
+    "onnxruntime",
+    "onnx-graphsurgeon",
+    "polygraphy",
+    "numpy",
+    "tensorrt",
+    "torch",
+    "timm",
+)
 
 
 def tool_versions() -> dict[str, str]:
@@ -133,6 +153,7 @@ def tool_versions() -> dict[str, str]:
 
 def _pipeline_version() -> str:
     from pipeline import __version__
+
     return __version__
 
 
@@ -157,11 +178,19 @@ def record_stage(folder: str | os.PathLike, stage: str, record: dict) -> Path:
     return write_json_atomic(folder / MANIFEST, manifest)
 
 
-def stage_is_fresh(folder: str | os.PathLike, stage: str, inputs: dict[str, str],
-                   settings: dict, outputs: list[str | os.PathLike]) -> bool:
+def stage_is_fresh(
+    folder: str | os.PathLike,
+    stage: str,
+    inputs: dict[str, str],
+    settings: dict,
+    outputs: list[str | os.PathLike],
+) -> bool:
     """True when `stage` already ran with the same input hashes and settings and its outputs exist."""
     rec = read_manifest(folder).get("stages", {}).get(stage)
     if not rec:
         return False
-    return (rec.get("inputs") == inputs and rec.get("settings") == settings
-            and all(Path(o).exists() for o in outputs))
+    return (
+        rec.get("inputs") == inputs
+        and rec.get("settings") == settings
+        and all(Path(o).exists() for o in outputs)
+    )

@@ -4,6 +4,7 @@ Commands live one per module in `pipeline/commands/`, listed explicitly below. E
 defines `HELP`, `add_arguments(parser)` and `run(args) -> int`. A `UserError` anywhere becomes one
 `error: …` line on stderr and exit code 2 (traceback only with `--verbose`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,16 @@ from pipeline.errors import UserError
 
 # Explicit, ordered: the order of `--help`.
 COMMANDS = [
-    "models", "export", "fuse", "quantize", "build", "engine", "check", "parity", "eval", "infer",
+    "models",
+    "export",
+    "fuse",
+    "quantize",
+    "build",
+    "engine",
+    "check",
+    "parity",
+    "eval",
+    "infer",
     "profile",
 ]
 
@@ -36,7 +46,8 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
         description="Deploy PaddlePaddle CaiT classifiers to TensorRT (export → fuse → precision "
-                    "→ engine → parity).")
+        "→ engine → parity).",
+    )
     parser.add_argument("--verbose", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
@@ -45,8 +56,12 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict]:
         if mod is None:
             continue
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="show tracebacks and debug logs")
+        p.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks and debug logs",
+        )
         mod.add_arguments(p)
         modules[name] = mod
     return parser, modules
@@ -54,6 +69,7 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from pipeline.cpu import apply_cpu_defaults
+
     apply_cpu_defaults()  # before anything imports Paddle
     os.environ.setdefault("GLOG_minloglevel", "2")  # keep Paddle's C++ logging off the console
     warnings.filterwarnings("ignore", message="No ccache found")  # Paddle, at every import
@@ -62,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return int(modules[args.command].run(args) or 0)
     except UserError as e:

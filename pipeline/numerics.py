@@ -1,4 +1,5 @@
 """Inputs and comparisons shared by every parity check (export, fuse --verify, precision, ladder)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,9 @@ def compare(ref: np.ndarray, out: np.ndarray) -> dict:
     ref = ref.astype(np.float64)
     out = out.astype(np.float64)
     diff = np.abs(ref - out)
-    cos = np.sum(ref * out, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
-                                       + 1e-30)
+    cos = np.sum(ref * out, axis=1) / (
+        np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1) + 1e-30
+    )
     return {
         "max_abs": float(diff.max()),
         "mean_abs": float(diff.mean()),

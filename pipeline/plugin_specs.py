@@ -22,11 +22,11 @@ creator); pass it to onnx.helper.make_node(op, inputs, outputs, domain=…, **at
 onnx_graphsurgeon.Node(op=op, attrs=attrs). It raises ValueError for a missing or unknown field,
 a wrong type or a wrong length, with the same rules the C++ creator applies.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
 
 __all__ = ["Field", "PluginSpec", "SPECS", "node_attrs", "MAX_TALKING_HEADS"]
 
@@ -37,8 +37,8 @@ MAX_TALKING_HEADS = 16
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str                    # "int" | "float" | "floats"
-    length: Union[int, str]      # 1, or a rule over num_heads: "H*H", "H"
+    type: str  # "int" | "float" | "floats"
+    length: int | str  # 1, or a rule over num_heads: "H*H", "H"
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,9 @@ class PluginSpec:
 
 SPECS = {
     "CaitTalkingHeadsAttention": PluginSpec(
-        name="CaitTalkingHeadsAttention", version="1", namespace="",
+        name="CaitTalkingHeadsAttention",
+        version="1",
+        namespace="",
         fields=(
             Field("num_heads", "int", 1),
             Field("scale", "float", 1),
@@ -65,15 +67,19 @@ SPECS = {
             Field("post_weight", "floats", "H*H"),
             Field("post_bias", "floats", "H"),
         ),
-        inputs=("qkv",), outputs=("out",),
+        inputs=("qkv",),
+        outputs=("out",),
     ),
     "CaitClassAttention": PluginSpec(
-        name="CaitClassAttention", version="1", namespace="",
+        name="CaitClassAttention",
+        version="1",
+        namespace="",
         fields=(
             Field("num_heads", "int", 1),
             Field("scale", "float", 1),
         ),
-        inputs=("q", "k", "v"), outputs=("out",),
+        inputs=("q", "k", "v"),
+        outputs=("out",),
     ),
 }
 
@@ -87,6 +93,7 @@ def _expected_length(rule, heads):
 def _as_floats(op, name, value):
     try:
         import numpy as np  # optional: accept arrays of any shape, row-major
+
         flat = np.asarray(value, dtype=np.float64).ravel().tolist()
     except ImportError:  # pragma: no cover
         flat = [float(v) for v in value]
@@ -109,7 +116,9 @@ def node_attrs(op: str, **values) -> dict:
         raise ValueError(f"{op}: num_heads must be a positive int, got {heads_value!r}")
     heads = int(heads_value)
     if op == "CaitTalkingHeadsAttention" and heads > MAX_TALKING_HEADS:
-        raise ValueError(f"{op}: num_heads={heads} exceeds the plugin's limit of {MAX_TALKING_HEADS}")
+        raise ValueError(
+            f"{op}: num_heads={heads} exceeds the plugin's limit of {MAX_TALKING_HEADS}"
+        )
     attrs = {}
     for f in spec.fields:
         v = values[f.name]
@@ -124,8 +133,10 @@ def node_attrs(op: str, **values) -> dict:
             flat = _as_floats(op, f.name, v)
             want = _expected_length(f.length, heads)
             if len(flat) != want:
-                raise ValueError(f"{op}: field '{f.name}' needs {f.length} = {want} values for "
-                                 f"num_heads={heads}, got {len(flat)}")
+                raise ValueError(
+                    f"{op}: field '{f.name}' needs {f.length} = {want} values for "
+                    f"num_heads={heads}, got {len(flat)}"
+                )
             attrs[f.name] = flat
     attrs["plugin_version"] = spec.version
     attrs["plugin_namespace"] = spec.namespace

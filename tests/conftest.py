@@ -1,4 +1,5 @@
 """Test-wide settings. Full-size presets are opt-in (CAIT_FULL=1); GPU tests skip with a reason."""
+
 import os
 import sys
 from pathlib import Path
@@ -23,12 +24,18 @@ def pytest_collection_modifyitems(config, items):
 def run_cli(*argv, cwd=None, env=None):
     """Run `python -m pipeline …` in a subprocess (exit codes and stderr are part of the contract)."""
     import subprocess
+
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     if env:
         e.update(env)
-    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, argv)], cwd=cwd or ROOT,
-                          env=e, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, argv)],
+        cwd=cwd or ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -41,6 +48,7 @@ def exported_onnx(tmp_path_factory):
     """`exported_onnx(name, depth=1)` → path of a verified export, made once per session."""
     from pipeline.presets import get_preset
     from pipeline.stages.export import export
+
     cache = {}
 
     def get(name, depth=1):
@@ -48,4 +56,5 @@ def exported_onnx(tmp_path_factory):
             out = tmp_path_factory.mktemp(f"{name}_d{depth}")
             cache[name, depth] = export(get_preset(name, depth=depth), out)
         return cache[name, depth]
+
     return get

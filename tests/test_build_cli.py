@@ -2,21 +2,26 @@
 
 (On a host with TensorRT the engine is built instead; tests/gpu covers that.)
 """
+
 import importlib.util
 import json
 
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
-                                reason="TensorRT is installed: build makes a real engine here")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is not None,
+    reason="TensorRT is installed: build makes a real engine here",
+)
 
 
 @pytest.fixture(scope="module")
 def fp16_build(tmp_path_factory):
     from tests.conftest import run_cli
+
     out = tmp_path_factory.mktemp("build") / "fp16"
-    r = run_cli("build", "--model", "cait_xxs_24", "--depth", "2", "--fp16", "--images", "8",
-                "--out", out)
+    r = run_cli(
+        "build", "--model", "cait_xxs_24", "--depth", "2", "--fp16", "--images", "8", "--out", out
+    )
     return out, r
 
 
@@ -68,8 +73,19 @@ def test_manifest_records_every_stage(fp16_build):
 
 def test_require_engine_turns_the_skip_into_an_error(fp16_build, cli):
     out, _ = fp16_build
-    r = cli("build", "--model", "cait_xxs_24", "--depth", "2", "--fp16", "--images", "8",
-            "--out", out, "--require-engine")
+    r = cli(
+        "build",
+        "--model",
+        "cait_xxs_24",
+        "--depth",
+        "2",
+        "--fp16",
+        "--images",
+        "8",
+        "--out",
+        out,
+        "--require-engine",
+    )
     assert r.returncode == 2
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "TensorRT" in errors[0] and "Traceback" not in r.stderr
@@ -77,24 +93,48 @@ def test_require_engine_turns_the_skip_into_an_error(fp16_build, cli):
 
 def test_trt11_target_is_the_scripts_fallback(tmp_path, fp16_build, cli):
     out, _ = fp16_build
-    r = cli("build", "--model", "cait_xxs_24", "--depth", "2", "--fp16", "--images", "8",
-            "--out", out, "--trt", "11.x")
+    r = cli(
+        "build",
+        "--model",
+        "cait_xxs_24",
+        "--depth",
+        "2",
+        "--fp16",
+        "--images",
+        "8",
+        "--out",
+        out,
+        "--trt",
+        "11.x",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     sh = (out / "model.fp16.build_engine.sh").read_text()
     assert "|| echo 11.x)" in sh
     import subprocess
-    dry = subprocess.run(["bash", str(out / "model.fp16.build_engine.sh"), "trtexec"],
-                         env={"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "CAIT_PLUGINS": "/x.so",
-                              "TRT_VERSION": "10.3.0"}, capture_output=True, text=True)
+
+    dry = subprocess.run(
+        ["bash", str(out / "model.fp16.build_engine.sh"), "trtexec"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DRY_RUN": "1",
+            "CAIT_PLUGINS": "/x.so",
+            "TRT_VERSION": "10.3.0",
+        },
+        capture_output=True,
+        text=True,
+    )
     assert dry.returncode == 0 and "--stronglyTyped" in dry.stdout, dry.stderr
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--int8"], "--int8 needs --calib-data"),
-    (["--batch", "8:1:32"], "min:opt:max"),
-    (["--batch", "1:x:3"], "min:opt:max"),
-    (["--trt", "9.0"], "TensorRT"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--int8"], "--int8 needs --calib-data"),
+        (["--batch", "8:1:32"], "min:opt:max"),
+        (["--batch", "1:x:3"], "min:opt:max"),
+        (["--trt", "9.0"], "TensorRT"),
+    ],
+)
 def test_build_bad_input(tmp_path, cli, argv, needle):
     r = cli("build", "--model", "cait_xxs_24", "--depth", "1", *argv, "--out", tmp_path / "o")
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
@@ -103,11 +143,28 @@ def test_build_bad_input(tmp_path, cli, argv, needle):
 
 def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
     from pipeline.data.synthetic import write_synthetic_imagenet
+
     write_synthetic_imagenet(tmp_path / "jpegs", 24, size=64, layout="flat", seed=0)
     out = tmp_path / "both"
-    r = cli("build", "--model", "cait_xxs_24", "--depth", "1", "--fp16", "--int8",
-            "--calib-data", tmp_path / "jpegs", "--calib-images", 8, "--calib-method", "max",
-            "--images", 4, "--out", out)
+    r = cli(
+        "build",
+        "--model",
+        "cait_xxs_24",
+        "--depth",
+        "1",
+        "--fp16",
+        "--int8",
+        "--calib-data",
+        tmp_path / "jpegs",
+        "--calib-images",
+        8,
+        "--calib-method",
+        "max",
+        "--images",
+        4,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     for p in ("fp16", "int8"):
         assert (out / f"model.{p}.build_engine.sh").exists()

@@ -1,4 +1,5 @@
 """`export` end to end, and the bad-input contract: one line, exit 2, no traceback, no debris."""
+
 import json
 import os
 
@@ -15,6 +16,7 @@ def test_export_writes_model_manifest_and_parity_line(tmp_path, cli):
     assert r.returncode == 0, r.stderr
     assert "parity max |Δlogit|" in r.stderr and "random initialisation" in r.stderr
     import onnx
+
     m = onnx.load(str(out / "model.onnx"))
     assert m.opset_import[0].version == 17
     assert [i.name for i in m.graph.input] == ["image"]
@@ -31,12 +33,18 @@ def test_export_writes_model_manifest_and_parity_line(tmp_path, cli):
     assert r2.returncode == 0 and "up to date" in r2.stderr
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["--model", "cait_xxs24"], "unknown model 'cait_xxs24'; did you mean cait_xxs_24"),
-    (["--model", "cait_xxs_24", "--opset", "22"], "--opset 22 is out of range"),
-    (["--model", "cait_xxs_24", "--opset", "12"], "--opset 12 is out of range"),
-    (["--model", "cait_xxs_24", "--weights", "/nonexistent.pdparams"], "weights file not found"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--model", "cait_xxs24"], "unknown model 'cait_xxs24'; did you mean cait_xxs_24"),
+        (["--model", "cait_xxs_24", "--opset", "22"], "--opset 22 is out of range"),
+        (["--model", "cait_xxs_24", "--opset", "12"], "--opset 12 is out of range"),
+        (
+            ["--model", "cait_xxs_24", "--weights", "/nonexistent.pdparams"],
+            "weights file not found",
+        ),
+    ],
+)
 def test_bad_input_one_line_exit_2(tmp_path, cli, argv, needle):
     out = tmp_path / "o"
     r = cli("export", *argv, "--out", out)
@@ -49,8 +57,15 @@ def test_bad_input_one_line_exit_2(tmp_path, cli, argv, needle):
 
 def test_corrupt_weights_and_wrong_preset(tmp_path, cli):
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
-    r = cli("export", "--model", "cait_xxs_24", "--weights", tmp_path / "bad.safetensors",
-            "--out", tmp_path / "o")
+    r = cli(
+        "export",
+        "--model",
+        "cait_xxs_24",
+        "--weights",
+        tmp_path / "bad.safetensors",
+        "--out",
+        tmp_path / "o",
+    )
     assert r.returncode == 2 and "cannot read weights" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
 
@@ -73,8 +88,9 @@ def test_out_dir_under_a_file_is_refused(tmp_path, cli):
 
 
 def test_verbose_shows_traceback(tmp_path, cli):
-    r = cli("--verbose", "export", "--model", "cait_xxs_24", "--opset", "99",
-            "--out", tmp_path / "o")
+    r = cli(
+        "--verbose", "export", "--model", "cait_xxs_24", "--opset", "99", "--out", tmp_path / "o"
+    )
     assert r.returncode == 2 and "Traceback" in r.stderr
 
 
@@ -92,16 +108,22 @@ def test_save_onnx_external_data_keeps_final_name(tmp_path):
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
+
     from pipeline.artifacts import save_onnx
+
     w = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
-    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-                          [w])
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        [w],
+    )
     dst = save_onnx(helper.make_model(g), tmp_path / "m.onnx", external=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
     loc = onnx.load(str(dst), load_external_data=False).graph.initializer[0].external_data
     assert {e.key: e.value for e in loc}["location"] == "m.onnx.data"
     back = onnx.load(str(dst))
-    np.testing.assert_array_equal(numpy_helper.to_array(back.graph.initializer[0]),
-                                  numpy_helper.to_array(w))
+    np.testing.assert_array_equal(
+        numpy_helper.to_array(back.graph.initializer[0]), numpy_helper.to_array(w)
+    )

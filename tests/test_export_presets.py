@@ -1,4 +1,5 @@
 """Every zoo preset exports on the same code path (reduced depth in CI; full size is opt-in)."""
+
 import json
 
 import onnx

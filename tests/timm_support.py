@@ -9,6 +9,7 @@ torchvision cannot be imported we register a stand-in module tree whose every at
 inert placeholder class. timm's CaiT code, which the peer-parity tests compare against, is the
 real one; if torchvision is installed and works, it is used as is.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,8 +26,10 @@ class _Placeholder(type):
         return _Placeholder(name, (), {})
 
     def __call__(cls, *args, **kwargs):
-        raise RuntimeError("torchvision stand-in: timm tried to use torchvision, which these "
-                           "tests do not install (see tests/timm_support.py)")
+        raise RuntimeError(
+            "torchvision stand-in: timm tried to use torchvision, which these "
+            "tests do not install (see tests/timm_support.py)"
+        )
 
 
 class _StandInModule(types.ModuleType):
@@ -66,6 +69,7 @@ def import_timm():
 
 # ---- timm → ONNX (users bring their own ONNX: the fuse passes must match this graph too) -------
 
+
 def timm_model_name(name: str) -> str:
     """Our preset name (`cait_xxs_24_384`) → timm's (`cait_xxs24_384`); timm names pass through."""
     parts = name.split("_")
@@ -75,9 +79,17 @@ def timm_model_name(name: str) -> str:
     return name
 
 
-def export_timm_onnx(model_name: str, path, depth: int | None = None, *, seed: int = 0,
-                     gamma: float | None = None, dynamic_batch: bool = True, opset: int = 17,
-                     batch: int = 1):
+def export_timm_onnx(
+    model_name: str,
+    path,
+    depth: int | None = None,
+    *,
+    seed: int = 0,
+    gamma: float | None = None,
+    dynamic_batch: bool = True,
+    opset: int = 17,
+    batch: int = 1,
+):
     """Export timm's CaiT (random init) with the legacy TorchScript exporter; returns the path.
 
     `depth` reduces the number of talking-heads blocks (CI); `gamma`, when given, sets every
@@ -89,6 +101,7 @@ def export_timm_onnx(model_name: str, path, depth: int | None = None, *, seed: i
     from pathlib import Path
 
     import torch
+
     timm = import_timm()
     kwargs = {"pretrained": False}
     if depth is not None:
@@ -106,6 +119,14 @@ def export_timm_onnx(model_name: str, path, depth: int | None = None, *, seed: i
     path.parent.mkdir(parents=True, exist_ok=True)
     dynamic_axes = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
     with torch.no_grad():
-        torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"],
-                          opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamic_axes=dynamic_axes,
+            dynamo=False,
+        )
     return path

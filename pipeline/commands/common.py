@@ -1,4 +1,5 @@
 """Arguments shared by every command that writes artifacts: same names, same meaning everywhere."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,14 +9,22 @@ from pipeline.errors import UserError
 from pipeline.presets import Preset, get_preset
 
 
-def add_model_args(p: argparse.ArgumentParser, out_help: str = "artifact directory "
-                   "(default: engines/<model>/fp32)") -> None:
+def add_model_args(
+    p: argparse.ArgumentParser, out_help: str = "artifact directory (default: engines/<model>/fp32)"
+) -> None:
     p.add_argument("--model", required=True, help="preset name (see `python -m pipeline models`)")
-    p.add_argument("--weights", help=".pdparams, .safetensors or .pth checkpoint "
-                   "(default: random initialisation — accuracy meaningless)")
+    p.add_argument(
+        "--weights",
+        help=".pdparams, .safetensors or .pth checkpoint "
+        "(default: random initialisation — accuracy meaningless)",
+    )
     p.add_argument("--out", help=out_help)
-    p.add_argument("--depth", type=int, default=None,
-                   help="override the number of talking-heads blocks (testing big presets cheaply)")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="override the number of talking-heads blocks (testing big presets cheaply)",
+    )
 
 
 def parse_batch(text: str) -> tuple[int, int, int]:
@@ -27,8 +36,9 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     if len(parts) == 1:
         parts = parts * 3
     if len(parts) != 3 or not 1 <= parts[0] <= parts[1] <= parts[2]:
-        raise UserError(f"--batch {text!r}: write min:opt:max with 1 ≤ min ≤ opt ≤ max, "
-                        "e.g. 1:8:32")
+        raise UserError(
+            f"--batch {text!r}: write min:opt:max with 1 ≤ min ≤ opt ≤ max, e.g. 1:8:32"
+        )
     return parts
 
 

@@ -6,6 +6,7 @@ preprocessing (`preprocess(img, 32)`: gray → RGB, bicubic upsample to 32 px, I
 reading them back through `ImageFolderDataset` + `iter_batches` gives bit-identical tensors: the
 CLI's eval and calibration see exactly what training saw.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,9 @@ def _digits() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         raise UserError("the digits fixture needs scikit-learn: pip install scikit-learn") from None
     X, y = load_digits(return_X_y=True)
     pixels = np.rint(X.reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)
-    train, heldout = train_test_split(np.arange(len(y)), test_size=HELDOUT_FRACTION,
-                                      stratify=y, random_state=SPLIT_SEED)
+    train, heldout = train_test_split(
+        np.arange(len(y)), test_size=HELDOUT_FRACTION, stratify=y, random_state=SPLIT_SEED
+    )
     return pixels, y.astype(np.int64), {"train": np.sort(train), "heldout": np.sort(heldout)}
 
 
@@ -58,8 +60,9 @@ def load_digits_split(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     return images, _digits()[1][idx].copy()
 
 
-def write_digits_split(root: str | os.PathLike, split: str = "heldout",
-                       fmt: str = "png") -> list[Sample]:
+def write_digits_split(
+    root: str | os.PathLike, split: str = "heldout", fmt: str = "png"
+) -> list[Sample]:
     """Write `split` as `root/<digit>/<index>.<fmt>` (class folders sort to labels 0…9).
     PNG is lossless (tensors identical to `load_digits_split`); JPEG exercises the lossy path."""
     ext = {"png": "png", "jpeg": "jpg", "jpg": "jpg"}.get(fmt.lower())

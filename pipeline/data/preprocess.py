@@ -6,6 +6,7 @@ ImageNet mean/std. Rounding follows paddle.vision / torchvision exactly (long si
 `int()`, crop offsets `round()`ed), so the same image gives the same tensor in every stage.
 If two stages disagree, parity measures the model, never a preprocessing mismatch.
 """
+
 from __future__ import annotations
 
 import os

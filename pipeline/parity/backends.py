@@ -6,6 +6,7 @@ returns the input of every LayerNormalization in execution order: the same check
 Paddle (forward pre-hooks on its LayerNorms) and in every ONNX stage (fp16/int8 keep LayerNorm,
 fused graphs keep it too), so `--bisect` can align stages without relying on tensor names.
 """
+
 from __future__ import annotations
 
 import glob
@@ -19,8 +20,12 @@ from pipeline.errors import UserError
 log = logging.getLogger(__name__)
 
 # ladder order; file names inside the artifact directory
-ONNX_STAGES = {"onnx": "model.onnx", "fused": "model.fused.onnx", "fp16": "model.fp16.onnx",
-               "int8": "model.int8.onnx"}
+ONNX_STAGES = {
+    "onnx": "model.onnx",
+    "fused": "model.fused.onnx",
+    "fp16": "model.fp16.onnx",
+    "int8": "model.int8.onnx",
+}
 BACKENDS = ("paddle", *ONNX_STAGES, "engine")
 
 
@@ -46,8 +51,10 @@ def find_artifact(backend: str, dirs: list[Path]) -> Path:
         elif (d / ONNX_STAGES[backend]).exists():
             return d / ONNX_STAGES[backend]
     what = "*.engine" if backend == "engine" else ONNX_STAGES[backend]
-    raise UserError(f"no {what} in {', '.join(str(d) for d in dirs)}: build it first "
-                    f"(python -m pipeline build …) or pass --out DIR")
+    raise UserError(
+        f"no {what} in {', '.join(str(d) for d in dirs)}: build it first "
+        f"(python -m pipeline build …) or pass --out DIR"
+    )
 
 
 class PaddleStage:
@@ -55,11 +62,13 @@ class PaddleStage:
 
     def __init__(self, preset, weights, seed=0, taps=False):
         from pipeline.stages.export import build_paddle_model
+
         self.model, _ = build_paddle_model(preset, weights, seed)
         self.path = None
         self._taps: list[np.ndarray] = []
         if taps:
             import paddle.nn as nn
+
             for layer in self.model.sublayers():
                 if isinstance(layer, nn.LayerNorm):
                     layer.register_forward_pre_hook(self._hook)
@@ -69,6 +78,7 @@ class PaddleStage:
 
     def run(self, x: np.ndarray, taps: bool = False):
         import paddle
+
         self._taps = []
         with paddle.no_grad():
             logits = self.model(paddle.to_tensor(np.ascontiguousarray(x, np.float32))).numpy()
@@ -79,12 +89,14 @@ class OrtStage:
     def __init__(self, name: str, path: Path, taps: bool = False, threads: int | None = 2):
         from pipeline.onnx_io import cpu_session, load_onnx
         from pipeline.stages.quantize import runnable
+
         self.name, self.path = name, Path(path)
         model = runnable(load_onnx(path))
         self.tap_names: list[str] = []
         if taps:
-            self.tap_names = [n.input[0] for n in model.graph.node
-                              if n.op_type == "LayerNormalization"]
+            self.tap_names = [
+                n.input[0] for n in model.graph.node if n.op_type == "LayerNormalization"
+            ]
         try:
             self.sess = cpu_session(model, extra_outputs=self.tap_names, threads=threads)
         except Exception as e:  # ORT's errors are long; one line says which artifact
@@ -105,21 +117,34 @@ class EngineStage:
     def __init__(self, name: str, path: Path, plugins=None):
         try:
             from pipeline.runtime import open_backend
+
             self.backend = open_backend(engine=str(path), plugins=plugins)
         except ImportError as e:
-            raise UserError(f"cannot run {path}: TensorRT runtime unavailable here ({e.name} "
-                            "missing); evaluate the engine on a machine with TensorRT") from None
+            raise UserError(
+                f"cannot run {path}: TensorRT runtime unavailable here ({e.name} "
+                "missing); evaluate the engine on a machine with TensorRT"
+            ) from None
         self.name, self.path = name, Path(path)
 
     def run(self, x: np.ndarray, taps: bool = False):
         if taps:
-            raise UserError("--bisect needs per-block outputs, which an engine does not expose; "
-                            "bisect the ONNX stage it was built from")
+            raise UserError(
+                "--bisect needs per-block outputs, which an engine does not expose; "
+                "bisect the ONNX stage it was built from"
+            )
         return np.asarray(self.backend.run(np.ascontiguousarray(x, np.float32)), np.float32)
 
 
-def open_stage(name: str, path: Path | None, *, preset=None, weights=None, seed: int = 0,
-               taps: bool = False, plugins=None):
+def open_stage(
+    name: str,
+    path: Path | None,
+    *,
+    preset=None,
+    weights=None,
+    seed: int = 0,
+    taps: bool = False,
+    plugins=None,
+):
     if name == "paddle":
         return PaddleStage(preset, weights, seed, taps=taps)
     if name.startswith("engine"):

@@ -19,6 +19,7 @@ Order matters:
 and, for `--attention onnx` only:
 8. lower_to_onnx       fused nodes → their reference decomposition, inlined and folded
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,31 +29,46 @@ import time
 import onnx
 import onnx_graphsurgeon as gs
 
-from pipeline.passes import (canonicalize, fold_attention_scale, fold_layerscale,
-                             fuse_class_attention, fuse_talking_heads, lower_to_onnx,
-                             merge_class_kv, sanitize)
+from pipeline.passes import (
+    canonicalize,
+    fold_attention_scale,
+    fold_layerscale,
+    fuse_class_attention,
+    fuse_talking_heads,
+    lower_to_onnx,
+    merge_class_kv,
+    sanitize,
+)
 from pipeline.passes.reference import attach_reference_functions, strip_functions
 from pipeline.passes.skeleton import copy_shapes, skeleton
 
 log = logging.getLogger(__name__)
 
-PASSES = [sanitize, canonicalize, fold_attention_scale, fold_layerscale, fuse_talking_heads,
-          fuse_class_attention, merge_class_kv]
+PASSES = [
+    sanitize,
+    canonicalize,
+    fold_attention_scale,
+    fold_layerscale,
+    fuse_talking_heads,
+    fuse_class_attention,
+    merge_class_kv,
+]
 ONNX_ONLY = [lower_to_onnx]
 
 
 @dataclasses.dataclass
 class PassContext:
     """What passes learn along the way, for the report and for later stages."""
+
     attention: str = "plugin"
-    folded_gamma: list = dataclasses.field(default_factory=list)    # see fold_layerscale
-    refused: list = dataclasses.field(default_factory=list)         # (pass, reason)
-    fused: dict = dataclasses.field(default_factory=dict)           # op → count
-    fused_outputs: list = dataclasses.field(default_factory=list)   # output tensor of each
+    folded_gamma: list = dataclasses.field(default_factory=list)  # see fold_layerscale
+    refused: list = dataclasses.field(default_factory=list)  # (pass, reason)
+    fused: dict = dataclasses.field(default_factory=dict)  # op → count
+    fused_outputs: list = dataclasses.field(default_factory=list)  # output tensor of each
     num_heads: int | None = None
-    node_docs: dict = dataclasses.field(default_factory=dict)       # node name → doc_string
-    tensor_docs: dict = dataclasses.field(default_factory=dict)     # initializer → doc_string
-    keep_snapshots: tuple = ()                                      # pass names to keep models of
+    node_docs: dict = dataclasses.field(default_factory=dict)  # node name → doc_string
+    tensor_docs: dict = dataclasses.field(default_factory=dict)  # initializer → doc_string
+    keep_snapshots: tuple = ()  # pass names to keep models of
     snapshots: dict = dataclasses.field(default_factory=dict)
 
 
@@ -92,6 +108,6 @@ def run_passes(model: onnx.ModelProto, ctx: PassContext, passes=None) -> tuple:
         seconds = time.perf_counter() - t0
         rows.append((p.NAME, int(count), round(seconds, 2)))
         if p.NAME in ctx.keep_snapshots:
-            ctx.snapshots[p.NAME] = skeleton(model)   # for the report: shapes, not weights
+            ctx.snapshots[p.NAME] = skeleton(model)  # for the report: shapes, not weights
         log.debug("pass %-22s %4d rewrites in %.2f s", p.NAME, count, seconds)
     return model, rows

@@ -12,6 +12,7 @@ read alike):
 The fused node reads q, k, v as they leave their linears (design §2) and writes the head-merge
 tensor; interior tensors must be private to the subgraph or the match is refused.
 """
+
 from __future__ import annotations
 
 import onnx_graphsurgeon as gs
@@ -57,9 +58,11 @@ def match(graph, merge):
         nodes.append(mul)
         interior.append(q)
         q = q2
-    views = [_heads_view(q, [0, 2, 1, 3], nodes, interior),
-             _heads_view(qk.inputs[1], [0, 2, 3, 1], nodes, interior),
-             _heads_view(av.inputs[1], [0, 2, 1, 3], nodes, interior)]
+    views = [
+        _heads_view(q, [0, 2, 1, 3], nodes, interior),
+        _heads_view(qk.inputs[1], [0, 2, 3, 1], nodes, interior),
+        _heads_view(av.inputs[1], [0, 2, 1, 3], nodes, interior),
+    ]
     if any(v is None for v in views):
         return None
     (q_in, h, one), (k_in, hk, _), (v_in, hv, _) = views
@@ -68,8 +71,11 @@ def match(graph, merge):
     if h is None or h != hk or h != hv or one != 1:
         return None
     private_chain(graph, interior, nodes)
-    return {"inputs": [q_in, k_in, v_in], "out": merge.outputs[0],
-            "attrs": node_attrs(CLASS_ATTENTION, num_heads=int(h), scale=scale)}
+    return {
+        "inputs": [q_in, k_in, v_in],
+        "out": merge.outputs[0],
+        "attrs": node_attrs(CLASS_ATTENTION, num_heads=int(h), scale=scale),
+    }
 
 
 def run(graph: gs.Graph, ctx) -> int:
@@ -83,9 +89,17 @@ def run(graph: gs.Graph, ctx) -> int:
         if spec is None:
             continue
         out = spec["out"]
-        merge.outputs.clear()                                        # cut the outputs
-        graph.nodes.append(gs.Node(CLASS_ATTENTION, f"{CLASS_ATTENTION}_{count}", spec["attrs"],
-                                   inputs=spec["inputs"], outputs=[out], domain=DOMAIN))
+        merge.outputs.clear()  # cut the outputs
+        graph.nodes.append(
+            gs.Node(
+                CLASS_ATTENTION,
+                f"{CLASS_ATTENTION}_{count}",
+                spec["attrs"],
+                inputs=spec["inputs"],
+                outputs=[out],
+                domain=DOMAIN,
+            )
+        )
         ctx.fused_outputs.append(out.name)
         count += 1
     ctx.fused[CLASS_ATTENTION] = count

@@ -4,6 +4,7 @@ The plugin-free fast path is, by construction, the verification reference (`refe
 inlined into the graph, then constant-folded: talking heads with the head mixing as an (H×H)
 MatMul on the head axis (no transposes of the score tensor), class attention in single-query form.
 """
+
 from __future__ import annotations
 
 import onnx
@@ -21,12 +22,13 @@ def run(graph: gs.Graph, ctx) -> int:
     if not fused:
         return 0
     model = gs.export_onnx(graph)
-    lowered = gs.import_onnx(onnx.shape_inference.infer_shapes(inline_reference(model),
-                                                              data_prop=True))
+    lowered = gs.import_onnx(
+        onnx.shape_inference.infer_shapes(inline_reference(model), data_prop=True)
+    )
     for i, node in enumerate(lowered.nodes):
         if not node.name:  # the inliner leaves names empty; later passes derive names from them
             node.name = f"{node.op}_lowered_{i}"
-    sanitize.run(lowered, ctx)         # bake the attribute constants into initializers
+    sanitize.run(lowered, ctx)  # bake the attribute constants into initializers
     # Swap the graph's content in place: the runner exports `graph` after this pass.
     graph.nodes, graph.inputs, graph.outputs = lowered.nodes, lowered.inputs, lowered.outputs
     graph.import_domains = [d for d in (graph.import_domains or []) if d.domain != DOMAIN]

@@ -7,10 +7,11 @@ not hold, so a matcher reads as a chain of guards. `private_chain` implements th
 every fusion: an intermediate tensor may be fused away only if nothing outside the subgraph reads
 it (another node or a graph output).
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -96,8 +97,10 @@ def private_chain(graph, interior: Iterable, nodes: Iterable) -> None:
             raise Refused(f"intermediate tensor {t.name!r} is a graph output")
         for c in t.outputs:
             if id(c) not in nodes:
-                raise Refused(f"intermediate tensor {t.name!r} is also read by {c.op} node "
-                              f"{c.name!r} outside the attention subgraph")
+                raise Refused(
+                    f"intermediate tensor {t.name!r} is also read by {c.op} node "
+                    f"{c.name!r} outside the attention subgraph"
+                )
 
 
 def static_dims(t) -> list | None:
@@ -124,8 +127,9 @@ _serial = itertools.count()
 
 def new_const(name: str, values: np.ndarray) -> gs.Constant:
     """A new constant with a graph-unique name (inlined nodes have empty names to derive from)."""
-    return gs.Constant(f"{name}_{next(_serial)}",
-                       np.array(values, copy=True, order="C"))  # keeps 0-d scalars 0-d
+    return gs.Constant(
+        f"{name}_{next(_serial)}", np.array(values, copy=True, order="C")
+    )  # keeps 0-d scalars 0-d
 
 
 def reroute(old, new) -> None:
@@ -139,6 +143,7 @@ def reroute(old, new) -> None:
 def refresh_shapes(graph: gs.Graph) -> None:
     """Re-run ONNX shape inference on `graph` in place (after folding exposed static shapes)."""
     import onnx
+
     model = gs.export_onnx(graph.cleanup())
     del model.graph.value_info[:]
     fresh = gs.import_onnx(onnx.shape_inference.infer_shapes(model, data_prop=True))

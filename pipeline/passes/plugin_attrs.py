@@ -5,6 +5,7 @@ talking-heads op num_heads, scale, pre/post weight and bias; the class-attention
 and scale; both plugin_version="1" and plugin_namespace="". While `plugin_specs` is not in the
 checkout we fall back to the same table typed from design §2.
 """
+
 from __future__ import annotations
 
 TALKING_HEADS = "CaitTalkingHeadsAttention"

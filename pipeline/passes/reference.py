@@ -16,13 +16,13 @@ The bodies are the *fast* forms: talking-heads mixing is an (H×H) MatMul on the
 attention is a single-query form (the (B, 1, C) query reshapes to (B, H, 1, d) without a
 transpose).
 """
+
 from __future__ import annotations
 
 import onnx
 from onnx import AttributeProto, TensorProto, helper
 
-from pipeline.passes.plugin_attrs import (CLASS_ATTENTION, DOMAIN, TALKING_HEADS,
-                                          function_attributes)
+from pipeline.passes.plugin_attrs import CLASS_ATTENTION, DOMAIN, TALKING_HEADS, function_attributes
 
 _OPSET = 17
 
@@ -52,8 +52,11 @@ class _Body:
         node = helper.make_node("Constant", [], [out])
         a = AttributeProto()
         a.name, a.ref_attr_name = kind, attr
-        a.type = {"value_int": AttributeProto.INT, "value_float": AttributeProto.FLOAT,
-                  "value_floats": AttributeProto.FLOATS}[kind]
+        a.type = {
+            "value_int": AttributeProto.INT,
+            "value_float": AttributeProto.FLOAT,
+            "value_floats": AttributeProto.FLOATS,
+        }[kind]
         node.attribute.append(a)
         self.nodes.append(node)
         return self.op("CastLike", out, like) if like else out
@@ -66,10 +69,11 @@ def _heads(b: _Body) -> str:
 
 def _mix(b: _Body, s: str, weight: str, bias: str, heads: str, like: str) -> str:
     """s'_o = Σ_i M[o, i]·s_i + bias[o] over the head axis of s (B, H, N, N), as one MatMul."""
-    m = b.op("Reshape", b.ref(weight, "value_floats", like), b.op("Concat", heads, b.ints(-1),
-                                                                    axis=0))    # (H, H)
-    bias_col = b.op("Reshape", b.ref(bias, "value_floats", like), b.ints(-1, 1))    # (H, 1)
-    flat = b.op("Reshape", s, b.ints(0, 0, -1))                                     # (B, H, N·N)
+    m = b.op(
+        "Reshape", b.ref(weight, "value_floats", like), b.op("Concat", heads, b.ints(-1), axis=0)
+    )  # (H, H)
+    bias_col = b.op("Reshape", b.ref(bias, "value_floats", like), b.ints(-1, 1))  # (H, 1)
+    flat = b.op("Reshape", s, b.ints(0, 0, -1))  # (B, H, N·N)
     mixed = b.op("Add", b.op("MatMul", m, flat), bias_col)
     return b.op("Reshape", mixed, b.op("Shape", s))
 
@@ -78,19 +82,32 @@ def talking_heads_function() -> onnx.FunctionProto:
     b = _Body("th")
     heads = _heads(b)
     qkv5 = b.op("Reshape", "qkv", b.op("Concat", b.ints(0, 0, 3), heads, b.ints(-1), axis=0))
-    t = b.op("Transpose", qkv5, perm=[2, 0, 3, 1, 4])                       # (3, B, H, N, d)
-    q, k, v = (b.op("Gather", t, b.op("Constant", value=helper.make_tensor(
-        f"i{i}", TensorProto.INT64, [], [i])), axis=0) for i in range(3))
+    t = b.op("Transpose", qkv5, perm=[2, 0, 3, 1, 4])  # (3, B, H, N, d)
+    q, k, v = (
+        b.op(
+            "Gather",
+            t,
+            b.op("Constant", value=helper.make_tensor(f"i{i}", TensorProto.INT64, [], [i])),
+            axis=0,
+        )
+        for i in range(3)
+    )
     q = b.op("Mul", q, b.ref("scale", "value_float", "qkv"))
-    s = b.op("MatMul", q, b.op("Transpose", k, perm=[0, 1, 3, 2]))           # (B, H, N, N)
+    s = b.op("MatMul", q, b.op("Transpose", k, perm=[0, 1, 3, 2]))  # (B, H, N, N)
     s = _mix(b, s, "pre_weight", "pre_bias", heads, "qkv")
     p = b.op("Softmax", s, axis=-1)
     p = _mix(b, p, "post_weight", "post_bias", heads, "qkv")
-    o = b.op("Transpose", b.op("MatMul", p, v), perm=[0, 2, 1, 3])           # (B, N, H, d)
+    o = b.op("Transpose", b.op("MatMul", p, v), perm=[0, 2, 1, 3])  # (B, N, H, d)
     b.op("Reshape", o, b.ints(0, 0, -1), outputs=["out"])
-    return helper.make_function(DOMAIN, TALKING_HEADS, ["qkv"], ["out"], b.nodes,
-                                [helper.make_opsetid("", _OPSET)],
-                                attributes=function_attributes(TALKING_HEADS))
+    return helper.make_function(
+        DOMAIN,
+        TALKING_HEADS,
+        ["qkv"],
+        ["out"],
+        b.nodes,
+        [helper.make_opsetid("", _OPSET)],
+        attributes=function_attributes(TALKING_HEADS),
+    )
 
 
 def class_attention_function() -> onnx.FunctionProto:
@@ -102,11 +119,17 @@ def class_attention_function() -> onnx.FunctionProto:
     kv_shape = b.op("Concat", b.ints(0, 0), heads, b.ints(-1), axis=0)
     kt = b.op("Transpose", b.op("Reshape", "k", kv_shape), perm=[0, 2, 3, 1])  # (B, H, d, T)
     vt = b.op("Transpose", b.op("Reshape", "v", kv_shape), perm=[0, 2, 1, 3])  # (B, H, T, d)
-    p = b.op("Softmax", b.op("MatMul", q, kt), axis=-1)                        # (B, H, 1, T)
+    p = b.op("Softmax", b.op("MatMul", q, kt), axis=-1)  # (B, H, 1, T)
     b.op("Reshape", b.op("MatMul", p, vt), b.ints(0, 1, -1), outputs=["out"])  # (B, 1, C)
-    return helper.make_function(DOMAIN, CLASS_ATTENTION, ["q", "k", "v"], ["out"], b.nodes,
-                                [helper.make_opsetid("", _OPSET)],
-                                attributes=function_attributes(CLASS_ATTENTION))
+    return helper.make_function(
+        DOMAIN,
+        CLASS_ATTENTION,
+        ["q", "k", "v"],
+        ["out"],
+        b.nodes,
+        [helper.make_opsetid("", _OPSET)],
+        attributes=function_attributes(CLASS_ATTENTION),
+    )
 
 
 def reference_functions() -> list[onnx.FunctionProto]:
@@ -146,6 +169,7 @@ def strip_functions(model: onnx.ModelProto) -> onnx.ModelProto:
 def inline_reference(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replace every fused node by its decomposition (the plugin-free `--attention onnx` graph)."""
     import onnx.inliner
+
     inlined = onnx.inliner.inline_local_functions(attach_reference_functions(model))
     del inlined.functions[:]
     keep = [o for o in inlined.opset_import if o.domain != DOMAIN]

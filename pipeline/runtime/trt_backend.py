@@ -5,6 +5,7 @@ The I/O tensor API (`num_io_tensors`, `get_tensor_name/mode/dtype`, `set_input_s
 `set_tensor_address`, `execute_async_v3`) is the same in 10.3 and 11.x (python/src/infer/pyCore.cpp
 at both tags), so there is no version branch here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,7 @@ def _check(result):
     """cuda-python returns (err, *values); raise on error, return the value(s) (as NVIDIA's
     samples/python/common_runtime.py `cuda_call`)."""
     from cuda.bindings import runtime as cudart
+
     err, *values = result if isinstance(result, tuple) else (result,)
     if err != cudart.cudaError_t.cudaSuccess:
         raise RuntimeError(f"CUDA error {err} ({cudart.cudaGetErrorName(err)[1]})")
@@ -29,15 +31,19 @@ class TrtBackend:
 
     def __init__(self, engine_path, *, plugins=None, cuda_graph=False, skip_manifest_check=False):
         from pipeline.trt import env
+
         trt = env.tensorrt_module()
         if trt is None:
-            raise UserError("the TensorRT backend needs the `tensorrt` Python package (and a GPU);"
-                            " use --onnx for ONNX Runtime instead")
+            raise UserError(
+                "the TensorRT backend needs the `tensorrt` Python package (and a GPU);"
+                " use --onnx for ONNX Runtime instead"
+            )
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
-            raise UserError("the TensorRT backend needs cuda-python (pip install "
-                            "'cuda-python>=12.6')") from None
+            raise UserError(
+                "the TensorRT backend needs cuda-python (pip install 'cuda-python>=12.6')"
+            ) from None
         self._cudart = cudart
         path = Path(engine_path)
         if not path.is_file():
@@ -46,23 +52,30 @@ class TrtBackend:
         from pipeline.artifacts import sha256_file
         from pipeline.runtime.guard import check_engine_record, find_engine_record
         from pipeline.trt.plugins import load_plugin_library
+
         record = find_engine_record(path)
         if plugins is None and record and record.get("plugin_library"):
             plugins = record["plugin_library"]["path"]
         lib = load_plugin_library(plugins) if plugins else None
         if not skip_manifest_check:
             gpu = env.gpu_info() or {}
-            check_engine_record(path, record, trt_version=trt.__version__,
-                                gpu_name=gpu.get("name"),
-                                compute_capability=gpu.get("compute_capability"),
-                                plugin_sha256=sha256_file(lib) if lib else None)
+            check_engine_record(
+                path,
+                record,
+                trt_version=trt.__version__,
+                gpu_name=gpu.get("name"),
+                compute_capability=gpu.get("compute_capability"),
+                plugin_sha256=sha256_file(lib) if lib else None,
+            )
 
         logger = env.trt_logger()
         trt.init_libnvinfer_plugins(logger, "")
         self._runtime = trt.Runtime(logger)
         self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
-            raise UserError(f"TensorRT {trt.__version__} cannot deserialize {path}; rebuild it here")
+            raise UserError(
+                f"TensorRT {trt.__version__} cannot deserialize {path}; rebuild it here"
+            )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -101,8 +114,11 @@ class TrtBackend:
             # capture (NVIDIA developer guide, "CUDA Graphs"); plugins' enqueue is capturable (§3).
             self.context.execute_async_v3(self.stream)
             _check(cudart.cudaStreamSynchronize(self.stream))
-            _check(cudart.cudaStreamBeginCapture(
-                self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
+            _check(
+                cudart.cudaStreamBeginCapture(
+                    self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+                )
+            )
             self.context.execute_async_v3(self.stream)
             graph = _check(cudart.cudaStreamEndCapture(self.stream))
             graph_exec = _check(cudart.cudaGraphInstantiate(graph, 0))
@@ -113,8 +129,9 @@ class TrtBackend:
         cudart = self._cudart
         n = batch.shape[0]
         if n > self.max_batch:
-            return np.concatenate([self.run(batch[i:i + self.max_batch])
-                                   for i in range(0, n, self.max_batch)])
+            return np.concatenate(
+                [self.run(batch[i : i + self.max_batch]) for i in range(0, n, self.max_batch)]
+            )
         x = np.ascontiguousarray(batch, dtype=self.input_dtype)
         self.context.set_input_shape(self.input_name, x.shape)
         out_shape = tuple(self.context.get_tensor_shape(self.output_name))

@@ -18,6 +18,7 @@
 - `out_dir_manifest`: folder whose manifest.json records the stage (default: dst's folder).
 Returns the figures recorded in the manifest (counts, parity, bytes, folded γ list).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,53 +27,75 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (onnx_hash, read_manifest, record_stage,
-                                save_onnx, stage_is_fresh, write_json_atomic,
-                                write_text_atomic)
+from pipeline.artifacts import (
+    onnx_hash,
+    read_manifest,
+    record_stage,
+    save_onnx,
+    stage_is_fresh,
+    write_json_atomic,
+    write_text_atomic,
+)
 from pipeline.errors import UserError
-from pipeline.onnx_io import cpu_session, load_onnx
 from pipeline.numerics import compare, sample_images
+from pipeline.onnx_io import cpu_session, load_onnx
 
 log = logging.getLogger(__name__)
 
 PARITY_TOL = 1e-4
-ATTENTION_TOL = 1e-4       # max |Δ| of a fused op's output relative to the output's max |value|
+ATTENTION_TOL = 1e-4  # max |Δ| of a fused op's output relative to the output's max |value|
 ATTENTION_MODES = ("plugin", "onnx")
 CLASS_BLOCKS = 2
 
 
 # ---- reading and writing models --------------------------------------------------------------
 
+
 def _uses_external_data(path: Path) -> bool:
     import onnx
     from onnx.external_data_helper import uses_external_data
+
     m = onnx.load(str(path), load_external_data=False)
     return any(uses_external_data(t) for t in m.graph.initializer)
 
 
 # ---- expectations -----------------------------------------------------------------------------
 
+
 def expected_blocks(src: Path, expect_blocks: int | None, model) -> tuple[int, str]:
     if expect_blocks is not None:
         return int(expect_blocks), "given"
-    preset = (read_manifest(src.parent).get("stages", {}).get("export", {})
-              .get("settings", {}).get("preset", {}))
+    preset = (
+        read_manifest(src.parent)
+        .get("stages", {})
+        .get("export", {})
+        .get("settings", {})
+        .get("preset", {})
+    )
     if preset.get("depth"):
         return int(preset["depth"]), f"manifest ({preset.get('name')})"
     n = count_self_attention(model)
-    log.info("fuse: no preset known for %s: counted %d self-attention blocks structurally "
-             "(softmax over an N×N score map); pass --expect-blocks L to check against a preset",
-             src, n)
+    log.info(
+        "fuse: no preset known for %s: counted %d self-attention blocks structurally "
+        "(softmax over an N×N score map); pass --expect-blocks L to check against a preset",
+        src,
+        n,
+    )
     return n, "structural count"
 
 
 def count_self_attention(model) -> int:
     """Softmaxes over square (…, N, N) score maps with N > 1: one per talking-heads block."""
     import onnx
+
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param
-                        for d in vi.type.tensor_type.shape.dim]
-              for vi in inferred.graph.value_info}
+    shapes = {
+        vi.name: [
+            d.dim_value if d.HasField("dim_value") else d.dim_param
+            for d in vi.type.tensor_type.shape.dim
+        ]
+        for vi in inferred.graph.value_info
+    }
     n = 0
     for node in inferred.graph.node:
         dims = shapes.get(node.output[0]) if node.op_type == "Softmax" else None
@@ -82,6 +105,7 @@ def count_self_attention(model) -> int:
 
 
 # ---- verification -----------------------------------------------------------------------------
+
 
 def _input_size(model) -> tuple[str, int, int, int | None]:
     """(name, channels, size, static batch or None) of the image input."""
@@ -94,13 +118,22 @@ def _input_size(model) -> tuple[str, int, int, int | None]:
     return vi.name, dims[1].dim_value, dims[2].dim_value, batch
 
 
-def verify_parity(src_model, fused_model, *, probes=(), batches=(1, 3), seed: int = 0,
-                  tol: float = PARITY_TOL, attention_tol: float = ATTENTION_TOL) -> dict:
+def verify_parity(
+    src_model,
+    fused_model,
+    *,
+    probes=(),
+    batches=(1, 3),
+    seed: int = 0,
+    tol: float = PARITY_TOL,
+    attention_tol: float = ATTENTION_TOL,
+) -> dict:
     """ORT: unfused `src_model` vs `fused_model` (+ reference functions) on real-looking images.
 
     `probes`: tensors present in both graphs (the fused ops' outputs) compared as well.
     """
     from pipeline.passes.reference import attach_reference_functions
+
     probe = list(probes)
     src_names = {o for n in src_model.graph.node for o in n.output}
     probe = [p for p in probe if p in src_names]
@@ -115,26 +148,38 @@ def verify_parity(src_model, fused_model, *, probes=(), batches=(1, 3), seed: in
         x = sample_images(b, size, seed=seed + b, channels=chans)
         r = dict(zip([o.name for o in ref.get_outputs()], ref.run(None, {name: x})))
         o = dict(zip([o.name for o in out.get_outputs()], out.run(None, {name: x})))
-        figures[f"batch{b}"] = compare(r[logits].reshape(b, -1), o[fused_model.graph.output[0]
-                                                                   .name].reshape(b, -1))
+        figures[f"batch{b}"] = compare(
+            r[logits].reshape(b, -1), o[fused_model.graph.output[0].name].reshape(b, -1)
+        )
         for p in probe:
             scale = float(np.abs(r[p]).max()) or 1.0
             worst_att = max(worst_att, float(np.abs(r[p] - o[p]).max()) / scale)
     worst = max(f["max_abs"] for f in figures.values())
-    result = {"max_abs": worst, "tolerance": tol, "batches": list(batches),
-              "inputs": "numerics.sample_images",
-              "attention_outputs_checked": len(probe), "attention_max_rel": worst_att,
-              "attention_tolerance": attention_tol, "per_batch": figures}
+    result = {
+        "max_abs": worst,
+        "tolerance": tol,
+        "batches": list(batches),
+        "inputs": "numerics.sample_images",
+        "attention_outputs_checked": len(probe),
+        "attention_max_rel": worst_att,
+        "attention_tolerance": attention_tol,
+        "per_batch": figures,
+    }
     if not worst <= tol:
-        raise UserError(f"fuse parity failed: max |Δlogit| {worst:.3g} > {tol:g} between the "
-                        "unfused and the fused model (ONNX Runtime, fp32)")
+        raise UserError(
+            f"fuse parity failed: max |Δlogit| {worst:.3g} > {tol:g} between the "
+            "unfused and the fused model (ONNX Runtime, fp32)"
+        )
     if not worst_att <= attention_tol:
-        raise UserError(f"fuse parity failed: a fused attention output differs by "
-                        f"{worst_att:.3g} (relative) > {attention_tol:g} from the unfused graph")
+        raise UserError(
+            f"fuse parity failed: a fused attention output differs by "
+            f"{worst_att:.3g} (relative) > {attention_tol:g} from the unfused graph"
+        )
     return result
 
 
 # ---- the stage ---------------------------------------------------------------------------------
+
 
 def _table(rows) -> str:
     lines = [f"{'pass':<24}{'rewrites':>9}{'seconds':>9}"]
@@ -142,9 +187,20 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-def fuse(src, dst, *, attention: str = "plugin", verify: bool = True, report=None,
-         expect_blocks: int | None = None, out_dir_manifest=None, tol: float = PARITY_TOL,
-         batches=(1, 3), seed: int = 0, force: bool = False) -> dict:
+def fuse(
+    src,
+    dst,
+    *,
+    attention: str = "plugin",
+    verify: bool = True,
+    report=None,
+    expect_blocks: int | None = None,
+    out_dir_manifest=None,
+    tol: float = PARITY_TOL,
+    batches=(1, 3),
+    seed: int = 0,
+    force: bool = False,
+) -> dict:
     """Stage: fuse `src` into `dst`; returns the figures it records (see the module docstring)."""
     from pipeline.passes import PassContext, passes_for, run_passes
     from pipeline.passes.plugin_attrs import CLASS_ATTENTION, TALKING_HEADS
@@ -156,9 +212,15 @@ def fuse(src, dst, *, attention: str = "plugin", verify: bool = True, report=Non
     folder = Path(out_dir_manifest) if out_dir_manifest else dst.parent
     stage = "fuse" if attention == "plugin" else "fuse_onnx"
     model = load_onnx(src)
-    settings = {"attention": attention, "verify": verify, "expect_blocks": expect_blocks,
-                "tolerance": tol, "batches": list(batches), "seed": seed,
-                "passes": [p.NAME for p in passes_for(attention)]}
+    settings = {
+        "attention": attention,
+        "verify": verify,
+        "expect_blocks": expect_blocks,
+        "tolerance": tol,
+        "batches": list(batches),
+        "seed": seed,
+        "passes": [p.NAME for p in passes_for(attention)],
+    }
     inputs = {"model": onnx_hash(src)}
     if not force and stage_is_fresh(folder, stage, inputs, settings, [dst]):
         log.info("fuse: up to date (%s)", dst)
@@ -177,35 +239,52 @@ def fuse(src, dst, *, attention: str = "plugin", verify: bool = True, report=Non
             f"found {found_th} talking-heads blocks, expected {blocks} ({source}), and "
             f"{found_ca} class-attention blocks, expected {CLASS_BLOCKS}"
             + (f"; refused: {refused}" if refused else "")
-            + ("" if blocks else "; is this a CaiT model?"))
+            + ("" if blocks else "; is this a CaiT model?")
+        )
 
-    figures = {"talking_heads": found_th, "class_attention": found_ca, "expected_blocks": blocks,
-               "expected_from": source, "passes": [{"pass": n, "rewrites": c, "seconds": s}
-                                                   for n, c, s in rows]}
+    figures = {
+        "talking_heads": found_th,
+        "class_attention": found_ca,
+        "expected_blocks": blocks,
+        "expected_from": source,
+        "passes": [{"pass": n, "rewrites": c, "seconds": s} for n, c, s in rows],
+    }
     if verify:
-        figures["verify"] = verify_parity(model, fused, probes=ctx.fused_outputs,
-                                          batches=batches, seed=seed, tol=tol)
+        figures["verify"] = verify_parity(
+            model, fused, probes=ctx.fused_outputs, batches=batches, seed=seed, tol=tol
+        )
         v = figures["verify"]
-        print(f"parity: max |Δlogit| {v['max_abs']:.3g} ≤ {tol:g} at batch "
-              f"{'/'.join(map(str, v['batches']))}; fused attention outputs: max relative "
-              f"{v['attention_max_rel']:.3g} over {v['attention_outputs_checked']} nodes")
+        print(
+            f"parity: max |Δlogit| {v['max_abs']:.3g} ≤ {tol:g} at batch "
+            f"{'/'.join(map(str, v['batches']))}; fused attention outputs: max relative "
+            f"{v['attention_max_rel']:.3g} over {v['attention_outputs_checked']} nodes"
+        )
 
     external = _uses_external_data(src)
     save_onnx(fused, dst, external=external)
     heads = ctx.num_heads
-    rep = {"source": str(src), "output": str(dst), "attention": attention,
-           "passes": figures["passes"],
-           "fused": {TALKING_HEADS: found_th, CLASS_ATTENTION: found_ca},
-           "before": graph_figures(ctx.snapshots["canonicalize"], heads),
-           "after": graph_figures(fused, heads), "folded_gamma": ctx.folded_gamma,
-           "refused": [{"pass": p, "reason": r} for p, r in ctx.refused],
-           "verify": figures.get("verify")}
+    rep = {
+        "source": str(src),
+        "output": str(dst),
+        "attention": attention,
+        "passes": figures["passes"],
+        "fused": {TALKING_HEADS: found_th, CLASS_ATTENTION: found_ca},
+        "before": graph_figures(ctx.snapshots["canonicalize"], heads),
+        "after": graph_figures(fused, heads),
+        "folded_gamma": ctx.folded_gamma,
+        "refused": [{"pass": p, "reason": r} for p, r in ctx.refused],
+        "verify": figures.get("verify"),
+    }
     rep["input_nodes"] = len(model.graph.node)
-    figures["bytes_per_image_fp16"] = {k: rep[k]["activation_bytes_per_image_fp16"]
-                                       for k in ("before", "after")}
+    figures["bytes_per_image_fp16"] = {
+        k: rep[k]["activation_bytes_per_image_fp16"] for k in ("before", "after")
+    }
     figures["score_tensors"] = {k: rep[k]["score_tensors"] for k in ("before", "after")}
-    figures["nodes"] = {"input": rep["input_nodes"], "before": rep["before"]["nodes"],
-                        "after": rep["after"]["nodes"]}
+    figures["nodes"] = {
+        "input": rep["input_nodes"],
+        "before": rep["before"]["nodes"],
+        "after": rep["after"]["nodes"],
+    }
     figures["folded_gamma"] = len(ctx.folded_gamma)
     figures["folded_gamma_fp16_flush_risk"] = sum(g["fp16_flush_risk"] for g in ctx.folded_gamma)
     if report:
@@ -214,10 +293,23 @@ def fuse(src, dst, *, attention: str = "plugin", verify: bool = True, report=Non
         write_text_atomic(report.with_suffix(".md"), markdown(rep))
         figures["report"] = str(report)
     seconds = round(time.perf_counter() - t0, 1)
-    record_stage(folder, stage, {"inputs": inputs, "settings": settings,
-                                 "outputs": {dst.name: onnx_hash(dst)}, "figures": figures,
-                                 "seconds": seconds})
-    log.info("fuse: %s — %d talking-heads, %d class-attention nodes (%s) in %.1f s", dst,
-             found_th, found_ca, attention, seconds)
+    record_stage(
+        folder,
+        stage,
+        {
+            "inputs": inputs,
+            "settings": settings,
+            "outputs": {dst.name: onnx_hash(dst)},
+            "figures": figures,
+            "seconds": seconds,
+        },
+    )
+    log.info(
+        "fuse: %s — %d talking-heads, %d class-attention nodes (%s) in %.1f s",
+        dst,
+        found_th,
+        found_ca,
+        attention,
+        seconds,
+    )
     return figures
-

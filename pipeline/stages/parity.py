@@ -10,6 +10,7 @@ Images: with `data`, the parity set is the seeded class-balanced sample that the
 aside (same seed and size as recorded in the manifest), so it never overlaps the calibration
 images; without, `sample_images` (agreement only, no accuracy).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,11 +27,12 @@ from pipeline.parity.report import write_markdown, write_plot
 
 log = logging.getLogger(__name__)
 
-BISECT_IMAGES = 8   # per-block activations of a few images are enough to see where error enters
+BISECT_IMAGES = 8  # per-block activations of a few images are enough to see where error enters
 
 
 class ParityError(UserError):
     """A stage broke a threshold: not bad input, so exit 1 rather than 2."""
+
     exit_code = 1
 
 
@@ -43,6 +45,7 @@ def parity_images(out_dir: Path, data, images: int, labels=None, seed: int | Non
     """
     from pipeline.data import ImageFolderDataset, class_balanced_sample, split_calib_parity
     from pipeline.stages.quantize import DEFAULT_PARITY_IMAGES, parity_count
+
     rec = read_manifest(out_dir).get("stages", {}).get("int8", {})
     settings = rec.get("settings", {})
     seed = int(settings.get("seed", 0)) if seed is None else seed
@@ -50,15 +53,19 @@ def parity_images(out_dir: Path, data, images: int, labels=None, seed: int | Non
     calib_root = rec.get("calibration", {}).get("data_root")
     if calib_root is not None and Path(calib_root) == Path(ds.root).resolve():
         reserved = int(settings.get("parity_images", DEFAULT_PARITY_IMAGES))
-        pool = split_calib_parity(ds.samples, 0, parity_count(len(ds), max(reserved, 0)),
-                                  seed=seed).parity
+        pool = split_calib_parity(
+            ds.samples, 0, parity_count(len(ds), max(reserved, 0)), seed=seed
+        ).parity
         source = f"held-out split of {ds.root} (disjoint from calibration), seed {seed}"
         if images > len(pool):
-            log.warning("parity: %d images asked, the held-out parity split has %d", images,
-                        len(pool))
+            log.warning(
+                "parity: %d images asked, the held-out parity split has %d", images, len(pool)
+            )
         if not pool:
-            raise UserError(f"{ds.root} is the calibration folder and the INT8 stage reserved no "
-                            "parity images from it; pass another --data folder")
+            raise UserError(
+                f"{ds.root} is the calibration folder and the INT8 stage reserved no "
+                "parity images from it; pass another --data folder"
+            )
         return pool[:images], ds.labelled, source
     pool = class_balanced_sample(ds.samples, min(images, len(ds)), seed=(seed, 1))
     return pool, ds.labelled, f"{ds.root} (not used for calibration), seed {seed}"
@@ -66,6 +73,7 @@ def parity_images(out_dir: Path, data, images: int, labels=None, seed: int | Non
 
 def _load(samples, size: int) -> tuple[np.ndarray, np.ndarray | None]:
     from pipeline.data import iter_batches
+
     stream = iter_batches(samples, size=size, batch_size=32)
     xs, ys = [], []
     for b in stream:
@@ -79,10 +87,16 @@ def _load(samples, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _run(stage, x: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
     from tqdm import tqdm
+
     out = []
-    for i in tqdm(range(0, len(x), batch_size), desc=f"parity [{stage.name}]", unit="batch",
-                  disable=not progress, leave=False):
-        out.append(stage.run(x[i:i + batch_size]))
+    for i in tqdm(
+        range(0, len(x), batch_size),
+        desc=f"parity [{stage.name}]",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    ):
+        out.append(stage.run(x[i : i + batch_size]))
     return np.concatenate(out)
 
 
@@ -92,8 +106,10 @@ def bisect_stage(ref_stage, stage, x: np.ndarray, depth: int) -> dict:
     _, ref_taps = ref_stage.run(x, taps=True)
     _, taps = stage.run(x, taps=True)
     if len(ref_taps) != len(taps):
-        raise UserError(f"bisect: {stage.name} has {len(taps)} LayerNorms, Paddle "
-                        f"{len(ref_taps)}; cannot align checkpoints")
+        raise UserError(
+            f"bisect: {stage.name} has {len(taps)} LayerNorms, Paddle "
+            f"{len(ref_taps)}; cannot align checkpoints"
+        )
     rel = []
     for a, b in zip(ref_taps, taps):
         # per-token relative error, worst token: the class-attention checkpoints concatenate one
@@ -103,15 +119,28 @@ def bisect_stage(ref_stage, stage, x: np.ndarray, depth: int) -> dict:
         rel.append(float(err.max()))
     names = M.checkpoint_labels(depth, len(rel))
     k = M.first_jump(rel)
-    return {"checkpoints": names, "rel_error": rel,
-            "first_jump": names[k] if k is not None else None}
+    return {
+        "checkpoints": names,
+        "rel_error": rel,
+        "first_jump": names[k] if k is not None else None,
+    }
 
 
-def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, images: int = 256,
-                  thresholds=None, bisect: bool | str | list = False, labels=None,
-                  seed: int | None = None,
-                  batch_size: int = 8, raise_on_violation: bool = True,
-                  progress: bool = True) -> dict:
+def parity_ladder(
+    out_dir: str | Path,
+    *,
+    preset,
+    weights=None,
+    data=None,
+    images: int = 256,
+    thresholds=None,
+    bisect: bool | str | list = False,
+    labels=None,
+    seed: int | None = None,
+    batch_size: int = 8,
+    raise_on_violation: bool = True,
+    progress: bool = True,
+) -> dict:
     """Stage: run the ladder over every artifact in `out_dir`; write parity.json/.md/.png.
 
     `bisect`: True bisects the failing stages (else the one with the lowest cosine); a stage
@@ -129,8 +158,11 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
         x, y = _load(samples, preset.img_size)
     else:
         from pipeline.numerics import sample_images
-        x, y = sample_images(images, preset.img_size, seed=seed or 0,
-                             channels=preset.in_chans), None
+
+        x, y = (
+            sample_images(images, preset.img_size, seed=seed or 0, channels=preset.in_chans),
+            None,
+        )
         source = "synthetic sample_images, no labels"
 
     stages, skipped = [], {}
@@ -161,21 +193,31 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
     for name, _ in stages[1:]:
         bad += M.violations(name, figs[name], figs["paddle"], limits)
 
-    record = {"preset": preset.name, "images": int(len(x)), "source": source,
-              "labelled": y is not None, "stages": figs, "skipped": skipped,
-              "thresholds": limits, "violations": bad}
+    record = {
+        "preset": preset.name,
+        "images": int(len(x)),
+        "source": source,
+        "labelled": y is not None,
+        "stages": figs,
+        "skipped": skipped,
+        "thresholds": limits,
+        "violations": bad,
+    }
     if bisect:
         failing = sorted({v.split(":")[0] for v in bad})
         onnx_names = [n for n, p in stages if n != "paddle" and not n.startswith("engine")]
-        if not isinstance(bisect, bool):      # explicit stage names
+        if not isinstance(bisect, bool):  # explicit stage names
             targets = [bisect] if isinstance(bisect, str) else list(bisect)
             unknown = [t for t in targets if t not in onnx_names]
             if unknown:
-                raise UserError(f"--bisect {', '.join(unknown)}: not an ONNX stage here "
-                                f"(present: {', '.join(onnx_names) or 'none'})")
-        else:                                 # the failing stages, else the worst one
+                raise UserError(
+                    f"--bisect {', '.join(unknown)}: not an ONNX stage here "
+                    f"(present: {', '.join(onnx_names) or 'none'})"
+                )
+        else:  # the failing stages, else the worst one
             targets = [n for n in onnx_names if n in failing] or (
-                [min(onnx_names, key=lambda n: figs[n]["cosine_mean"])] if onnx_names else [])
+                [min(onnx_names, key=lambda n: figs[n]["cosine_mean"])] if onnx_names else []
+            )
         xb = x[:BISECT_IMAGES]
         ref_taps = open_stage("paddle", None, preset=preset, weights=weights, taps=True)
         record["bisect"] = {}
@@ -187,16 +229,34 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
     write_json_atomic(out_dir / "parity.json", record)
     write_markdown(out_dir / "parity.md", record)
     write_plot(out_dir / "parity.png", record, errors)
-    record_stage(out_dir, "parity", {"settings": {"images": int(len(x)), "source": source,
-                                                  "thresholds": limits, "bisect": bisect},
-                                     "stages": figs, "violations": bad,
-                                     "seconds": record["seconds"]})
+    record_stage(
+        out_dir,
+        "parity",
+        {
+            "settings": {
+                "images": int(len(x)),
+                "source": source,
+                "thresholds": limits,
+                "bisect": bisect,
+            },
+            "stages": figs,
+            "violations": bad,
+            "seconds": record["seconds"],
+        },
+    )
     for name, f in figs.items():
         if name != "paddle":
             acc = f" top-1 {f['acc_top1']:.2%}" if "acc_top1" in f else ""
-            log.info("parity: %-8s agree %.2f%%  max|Δ| %.3g  cos %.6f%s", name,
-                     100 * f["top1_agreement"], f["max_abs"], f["cosine_mean"], acc)
+            log.info(
+                "parity: %-8s agree %.2f%%  max|Δ| %.3g  cos %.6f%s",
+                name,
+                100 * f["top1_agreement"],
+                f["max_abs"],
+                f["cosine_mean"],
+                acc,
+            )
     if bad and raise_on_violation:
-        raise ParityError("parity ladder failed: " + "; ".join(bad)
-                          + f" (report: {out_dir / 'parity.md'})")
+        raise ParityError(
+            "parity ladder failed: " + "; ".join(bad) + f" (report: {out_dir / 'parity.md'})"
+        )
     return record

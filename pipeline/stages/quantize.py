@@ -17,6 +17,7 @@ That excludes the talking-heads H×H head mixing (K = N = H = 4…16: no int8 sp
 the precision-critical score path) and tiny classifier heads (digits: 10 classes). Activation ×
 activation MatMuls (q·kᵀ, p·v in the unfused graph) stay fp16, like inside the attention plugins.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,7 @@ from pipeline.stages.precision import F16, F32, PLUGIN_OPS, convert_fp16, prepar
 log = logging.getLogger(__name__)
 
 MIN_GEMM_DIM = 32
-QDQ_OPSET = 19            # QuantizeLinear/DequantizeLinear with fp16 scales
+QDQ_OPSET = 19  # QuantizeLinear/DequantizeLinear with fp16 scales
 DEFAULT_PARITY_IMAGES = 256
 
 
@@ -63,13 +64,16 @@ def input_size(model) -> int:
 def runnable(model):
     """A copy ORT can run: plugin nodes get their reference decomposition as local functions."""
     import onnx
+
     if not any(n.op_type in PLUGIN_OPS for n in model.graph.node):
         return model
     try:
         from pipeline.passes.reference import attach_reference_functions
     except ImportError:
-        raise UserError("this model has fused plugin nodes but pipeline.passes.reference is "
-                        "missing, so ONNX Runtime cannot run it") from None
+        raise UserError(
+            "this model has fused plugin nodes but pipeline.passes.reference is "
+            "missing, so ONNX Runtime cannot run it"
+        ) from None
     out = attach_reference_functions(model)
     # Function bodies import the default domain at the exporter's opset; ORT wants them equal.
     ver = next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx"))
@@ -103,8 +107,9 @@ def quantizable(model) -> dict[str, dict]:
     return found
 
 
-def quantize_weight(w: np.ndarray, axis: int, scale_dtype=np.float32
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def quantize_weight(
+    w: np.ndarray, axis: int, scale_dtype=np.float32
+) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric per-channel int8: (q int8, scale per channel along `axis`, in `scale_dtype`).
 
     The scale is rounded to `scale_dtype` *before* quantizing, so the DQ node reproduces exactly
@@ -132,22 +137,28 @@ class _QDQ:
 
     def __init__(self, model, targets: dict[str, dict], act_amax: dict[str, float]):
         from onnx import numpy_helper as nh
+
         self.g = model.graph
         self.targets = targets
         self.act_amax = act_amax
-        self.inits = {i.name: nh.to_array(i) for i in model.graph.initializer
-                      if i.name in {t["weight"] for t in targets.values()}}
+        self.inits = {
+            i.name: nh.to_array(i)
+            for i in model.graph.initializer
+            if i.name in {t["weight"] for t in targets.values()}
+        }
         self.shared: dict[tuple[str, int], str] = {}
         self.done: list[str] = []
         self.skipped: dict[str, str] = {}
 
     def _init(self, name, array):
         from onnx import numpy_helper as nh
+
         self.g.initializer.append(nh.from_array(array, name))
         return name
 
     def __call__(self, node, dtype, ins, new_nodes):
         from onnx import helper
+
         t = self.targets.get(node.name)
         if t is None:
             return ins
@@ -158,9 +169,11 @@ class _QDQ:
         red = tuple(i for i in range(w.ndim) if i != t["axis"])
         w_scale32 = np.abs(w).max(axis=red) / 127.0
         if not (scale_ok(a_scale, np_t) and scale_ok(w_scale32[w_scale32 > 0], np_t)):
-            self.skipped[node.name] = (f"scale not representable in {np.dtype(np_t).name} "
-                                       f"(activation {float(a_scale):.2e}, weight min "
-                                       f"{w_scale32.min():.2e}): left unquantized")
+            self.skipped[node.name] = (
+                f"scale not representable in {np.dtype(np_t).name} "
+                f"(activation {float(a_scale):.2e}, weight min "
+                f"{w_scale32.min():.2e}): left unquantized"
+            )
             return ins
         q, w_scale = quantize_weight(w, t["axis"], np_t)
         base = node.name or t["weight"]
@@ -170,17 +183,30 @@ class _QDQ:
             s = self._init(f"{base}_act_scale", a_scale.astype(np_t))
             z = self._init(f"{base}_act_zp", np.array(0, np.int8))
             qn, dq = f"{base}_act_q", f"{base}_act_dq"
-            new_nodes.append(helper.make_node("QuantizeLinear", [ins[0], s, z], [qn],
-                                              name=f"{base}_QuantizeLinear_act"))
-            new_nodes.append(helper.make_node("DequantizeLinear", [qn, s, z], [dq],
-                                              name=f"{base}_DequantizeLinear_act"))
+            new_nodes.append(
+                helper.make_node(
+                    "QuantizeLinear", [ins[0], s, z], [qn], name=f"{base}_QuantizeLinear_act"
+                )
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear", [qn, s, z], [dq], name=f"{base}_DequantizeLinear_act"
+                )
+            )
             self.shared[key] = dq
         wq = self._init(f"{t['weight']}_int8", q)
         ws = self._init(f"{t['weight']}_scale", w_scale.astype(np_t))
         wz = self._init(f"{t['weight']}_zp", np.zeros(w_scale.shape, np.int8))
         wd = f"{t['weight']}_dq"
-        new_nodes.append(helper.make_node("DequantizeLinear", [wq, ws, wz], [wd], axis=t["axis"],
-                                          name=f"{base}_DequantizeLinear_weight"))
+        new_nodes.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [wq, ws, wz],
+                [wd],
+                axis=t["axis"],
+                name=f"{base}_DequantizeLinear_weight",
+            )
+        )
         self.done.append(node.name)
         out = list(ins)
         out[0], out[1] = self.shared[key], wd
@@ -194,13 +220,24 @@ def _bump_opset(model, version: int) -> None:
     model.ir_version = max(model.ir_version, 9)
 
 
-def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
-            images: int = 512, method: str = "entropy", seed: int = 0,
-            cache: str | Path | None = None, labels: str | Path | None = None,
-            percentile: float = cal.DEFAULT_PERCENTILE,
-            parity_images: int = DEFAULT_PARITY_IMAGES, batch_size: int = 8,
-            fp16_io: bool = False, rest: str = "fp16", progress: bool = True,
-            force: bool = False) -> dict:
+def to_int8(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    calib_data: str | Path,
+    images: int = 512,
+    method: str = "entropy",
+    seed: int = 0,
+    cache: str | Path | None = None,
+    labels: str | Path | None = None,
+    percentile: float = cal.DEFAULT_PERCENTILE,
+    parity_images: int = DEFAULT_PARITY_IMAGES,
+    batch_size: int = 8,
+    fp16_io: bool = False,
+    rest: str = "fp16",
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
     """Stage: fp32 ONNX → explicit-Q/DQ INT8 ONNX (rest fp16), calibrated on `calib_data`.
 
     Calibration images are the class-balanced `images`-sample of `calib_data` disjoint from the
@@ -210,6 +247,7 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
     cached in `cache` (default: dst's folder / calib.json). Returns the manifest record (`int8`).
     """
     from pipeline.data import ImageFolderDataset, manifest_hash, split_calib_parity
+
     if method not in cal.METHODS:
         raise UserError(f"unknown --calib-method '{method}': use one of {', '.join(cal.METHODS)}")
     if images < 1:
@@ -227,20 +265,28 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
     t0 = time.perf_counter()
 
     ds = ImageFolderDataset.from_dir(calib_data, labels)
-    split = split_calib_parity(ds.samples, images, parity_count(len(ds), parity_images),
-                               seed=seed)
+    split = split_calib_parity(ds.samples, images, parity_count(len(ds), parity_images), seed=seed)
     calib = split.calib
     if not calib:
-        raise UserError(f"no calibration images left in {calib_data} after setting aside "
-                        f"{len(split.parity)} for parity; add images or lower --calib-images")
+        raise UserError(
+            f"no calibration images left in {calib_data} after setting aside "
+            f"{len(split.parity)} for parity; add images or lower --calib-images"
+        )
     if len(calib) < images:
         log.warning("calibrate: only %d images available (asked %d)", len(calib), images)
     data_hash = manifest_hash(calib, ds.root)
     inputs = {src.name: onnx_hash(src), "calib_data": data_hash}
-    settings = {"method": method, "images": images, "seed": seed,
-                "percentile": percentile if method == "percentile" else None,
-                "parity_images": parity_images, "fp16_io": fp16_io, "rest": rest,
-                "min_gemm_dim": MIN_GEMM_DIM, "bins": cal.BINS}
+    settings = {
+        "method": method,
+        "images": images,
+        "seed": seed,
+        "percentile": percentile if method == "percentile" else None,
+        "parity_images": parity_images,
+        "fp16_io": fp16_io,
+        "rest": rest,
+        "min_gemm_dim": MIN_GEMM_DIM,
+        "bins": cal.BINS,
+    }
     if not force and stage_is_fresh(dst.parent, "int8", inputs, settings, [dst]):
         log.info("int8: up to date (%s)", dst)
         return read_manifest(dst.parent)["stages"]["int8"]
@@ -250,9 +296,17 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
     size = input_size(model)
     targets = quantizable(model)
     acts = sorted({t["act"] for t in targets.values()})
-    hists, calib_meta = cal.calibrate(runnable(model), src, acts, calib, size, cache=cache,
-                                      data_hash=data_hash, batch_size=batch_size,
-                                      progress=progress)
+    hists, calib_meta = cal.calibrate(
+        runnable(model),
+        src,
+        acts,
+        calib,
+        size,
+        cache=cache,
+        data_hash=data_hash,
+        batch_size=batch_size,
+        progress=progress,
+    )
     t1 = time.perf_counter()
     amax = {a: cal.compute_amax(hists[a], method, percentile) for a in acts}
     amax_seconds = time.perf_counter() - t1
@@ -266,10 +320,15 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
         "inputs": inputs,
         "settings": settings,
         "outputs": {dst.name: onnx_hash(dst)},
-        "calibration": {**calib_meta, "images_used": len(calib), "cache_file": str(cache),
-                        "data_root": str(Path(ds.root).resolve()),
-                        "tensors": len(acts), "amax_seconds": round(amax_seconds, 2),
-                        "amax_over_max_median": float(np.median(ratio)) if ratio else None},
+        "calibration": {
+            **calib_meta,
+            "images_used": len(calib),
+            "cache_file": str(cache),
+            "data_root": str(Path(ds.root).resolve()),
+            "tensors": len(acts),
+            "amax_seconds": round(amax_seconds, 2),
+            "amax_over_max_median": float(np.median(ratio)) if ratio else None,
+        },
         "quantized_nodes": len(hook.done),
         "not_quantized": hook.skipped,
         "kept_fp32": info.kept_fp32,
@@ -277,6 +336,13 @@ def to_int8(src: str | Path, dst: str | Path, *, calib_data: str | Path,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     record_stage(dst.parent, "int8", record)
-    log.info("int8: %s — %d nodes with Q/DQ (%s calibration over %d images, cache %s), %.1f s",
-             dst, len(hook.done), method, len(calib), calib_meta["cache"], record["seconds"])
+    log.info(
+        "int8: %s — %d nodes with Q/DQ (%s calibration over %d images, cache %s), %.1f s",
+        dst,
+        len(hook.done),
+        method,
+        len(calib),
+        calib_meta["cache"],
+        record["seconds"],
+    )
     return record

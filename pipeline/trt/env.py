@@ -3,6 +3,7 @@
 All probes are lazy and return None when TensorRT / CUDA are absent, so callers can decide
 between "skip" and "error" (issue 5: `build` without TensorRT).
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,7 +26,7 @@ def has_builder() -> bool:
     return trt is not None and hasattr(trt, "Builder") and hasattr(trt, "OnnxParser")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gpu_info(device: int = 0) -> dict | None:
     """{"name", "compute_capability": "8.7"} of CUDA device `device`, or None without a GPU.
 
@@ -47,9 +48,10 @@ def trt_version() -> str | None:
     return getattr(trt, "__version__", None) if trt else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trt_logger():
     """One TensorRT logger per process, shared with Polygraphy's loaders (TensorRT keeps the first
     logger registered, so builder, parser and runtime should all get the same one)."""
     from polygraphy.backend.trt import util as trt_util
+
     return trt_util.get_trt_logger()

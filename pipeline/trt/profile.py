@@ -13,6 +13,7 @@ from the ONNX graph when it is given (segmentation by LayerNormalization order, 
 `node_kinds`), else from names. A region whose nodes span several kinds is reported as "mixed"
 rather than guessed.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,21 @@ import numpy as np
 
 from pipeline.errors import UserError
 
-KINDS = ("patch_embed", "talking_heads", "class_attention", "mlp", "layernorm", "head",
-         "reformat", "mixed", "other")
-PLUGIN_KINDS = {"CaitTalkingHeadsAttention": "talking_heads", "CaitClassAttention": "class_attention"}
+KINDS = (
+    "patch_embed",
+    "talking_heads",
+    "class_attention",
+    "mlp",
+    "layernorm",
+    "head",
+    "reformat",
+    "mixed",
+    "other",
+)
+PLUGIN_KINDS = {
+    "CaitTalkingHeadsAttention": "talking_heads",
+    "CaitClassAttention": "class_attention",
+}
 
 _FOREIGN = re.compile(r"\{ForeignNode\[(.+?)\.\.\.(.+?)\]\}")
 _ONNX_META = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
@@ -58,6 +71,7 @@ def read_layer_info(data) -> dict[str, dict]:
 
 
 # ---- ONNX node → kind -------------------------------------------------------------------------
+
 
 def node_kinds(model) -> tuple[dict[str, str], list[str]]:
     """Kind of every ONNX node of a CaiT graph, and the node names in graph order.
@@ -127,6 +141,7 @@ def _kind_from_name(name: str, op_type: str = "") -> str:
 
 # ---- TensorRT layer → kind --------------------------------------------------------------------
 
+
 def layer_onnx_nodes(name: str, info: dict | None, order: list[str]) -> list[str]:
     """ONNX node names a TensorRT layer came from (empty if unknown)."""
     if info and isinstance(info.get("Metadata"), str):
@@ -138,13 +153,17 @@ def layer_onnx_nodes(name: str, info: dict | None, order: list[str]) -> list[str
         first, last = m.group(1), m.group(2)
         if first in order and last in order:
             a, b = order.index(first), order.index(last)
-            return order[min(a, b):max(a, b) + 1]
+            return order[min(a, b) : max(a, b) + 1]
         return [n for n in (first, last) if n in order]
     return [p.strip() for p in name.split(" + ") if p.strip() in set(order)] if order else []
 
 
-def classify_layer(name: str, info: dict | None = None, kinds: dict[str, str] | None = None,
-                   order: list[str] | None = None) -> str:
+def classify_layer(
+    name: str,
+    info: dict | None = None,
+    kinds: dict[str, str] | None = None,
+    order: list[str] | None = None,
+) -> str:
     layer_type = (info or {}).get("LayerType", "")
     for plugin, kind in PLUGIN_KINDS.items():
         if plugin in name or plugin in str((info or {}).get("Metadata", "")):
@@ -195,8 +214,11 @@ def group_layers(profile, layer_info=None, model=None) -> dict:
     total = sum(g["ms"] for g in groups.values())
     for g in groups.values():
         g["percent"] = 100.0 * g["ms"] / total if total else 0.0
-    return {"groups": {k: v for k, v in groups.items() if v["layers"]}, "plugins": plugins,
-            "total_ms": total}
+    return {
+        "groups": {k: v for k, v in groups.items() if v["layers"]},
+        "plugins": plugins,
+        "total_ms": total,
+    }
 
 
 # ---- whole-run figures ------------------------------------------------------------------------
@@ -222,23 +244,32 @@ def compute_percentiles(times, q=(50, 90, 95, 99)) -> dict[str, float]:
     return out
 
 
-def summarize(*, batch: int, qps: float | None, times, profile, layer_info=None,
-              model=None) -> dict:
-    summary = {"batch": batch, "qps": qps,
-               "images_per_s": qps * batch if qps is not None else None,
-               "gpu_compute_ms": compute_percentiles(times),
-               "layers": group_layers(profile, layer_info, model)}
+def summarize(
+    *, batch: int, qps: float | None, times, profile, layer_info=None, model=None
+) -> dict:
+    summary = {
+        "batch": batch,
+        "qps": qps,
+        "images_per_s": qps * batch if qps is not None else None,
+        "gpu_compute_ms": compute_percentiles(times),
+        "layers": group_layers(profile, layer_info, model),
+    }
     return summary
 
 
 def format_summary(s: dict) -> str:
     lines = []
     if s["images_per_s"] is not None:
-        lines.append(f"throughput: {s['images_per_s']:.1f} images/s "
-                     f"({s['qps']:.2f} qps × batch {s['batch']})")
+        lines.append(
+            f"throughput: {s['images_per_s']:.1f} images/s "
+            f"({s['qps']:.2f} qps × batch {s['batch']})"
+        )
     c = s["gpu_compute_ms"]
-    lines.append("GPU compute ms: " + ", ".join(f"{k} {c[k]:.3f}" for k in c if k.startswith("p"))
-                 + f", mean {c['mean']:.3f} (n={c['n']})")
+    lines.append(
+        "GPU compute ms: "
+        + ", ".join(f"{k} {c[k]:.3f}" for k in c if k.startswith("p"))
+        + f", mean {c['mean']:.3f} (n={c['n']})"
+    )
     lines.append(f"{'layer group':<16} {'ms':>9} {'%':>6} {'layers':>7}")
     for kind, g in s["layers"]["groups"].items():
         lines.append(f"{kind:<16} {g['ms']:>9.3f} {g['percent']:>6.1f} {g['layers']:>7}")

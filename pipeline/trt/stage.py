@@ -1,5 +1,6 @@
 """The engine stage of `build`: build the engine here if TensorRT is installed, otherwise leave a
 ready script that builds it on the target (engines are built where they run, design §3)."""
+
 from __future__ import annotations
 
 import logging
@@ -41,9 +42,18 @@ def onnx_input(model: onnx.ModelProto) -> tuple[str, tuple[int, ...]]:
     return inputs[0].name, tuple(d.dim_value for d in dims)
 
 
-def engine_stage(onnx_path, out_dir, *, plugins=None, batch=(1, 8, 32), workspace="2G",
-                 opt_level=3, timing_cache=None, trt_target="10.3",
-                 require_engine=False) -> dict:
+def engine_stage(
+    onnx_path,
+    out_dir,
+    *,
+    plugins=None,
+    batch=(1, 8, 32),
+    workspace="2G",
+    opt_level=3,
+    timing_cache=None,
+    trt_target="10.3",
+    require_engine=False,
+) -> dict:
     """Build `<out_dir>/<onnx stem>.engine` from `onnx_path`, or write the script that does.
 
     Signature: engine_stage(onnx_path, out_dir, *, plugins=None, batch=(1, 8, 32),
@@ -78,41 +88,76 @@ def engine_stage(onnx_path, out_dir, *, plugins=None, batch=(1, 8, 32), workspac
     engine = engine_path_for(onnx_path, out_dir)
     model = onnx.load(str(onnx_path), load_external_data=False)
     has_plugin_nodes = any(n.op_type in declared_plugins() for n in model.graph.node)
-    script = write_build_script(onnx_path, out_dir, model=model, plugins=plugins, batch=batch,
-                                workspace=workspace, opt_level=opt_level,
-                                timing_cache=timing_cache, trt_target=target,
-                                needs_plugins=has_plugin_nodes)
-    settings = {"batch": list(batch), "workspace": str(workspace), "opt_level": int(opt_level),
-                "timing_cache": str(timing_cache) if timing_cache else None,
-                "trt_target": target}
+    script = write_build_script(
+        onnx_path,
+        out_dir,
+        model=model,
+        plugins=plugins,
+        batch=batch,
+        workspace=workspace,
+        opt_level=opt_level,
+        timing_cache=timing_cache,
+        trt_target=target,
+        needs_plugins=has_plugin_nodes,
+    )
+    settings = {
+        "batch": list(batch),
+        "workspace": str(workspace),
+        "opt_level": int(opt_level),
+        "timing_cache": str(timing_cache) if timing_cache else None,
+        "trt_target": target,
+    }
     if env.has_builder() and env.gpu_info() is not None:
         if has_plugin_nodes and not plugins:
-            raise UserError(f"{onnx_path.name} has plugin nodes: pass --plugins "
-                            f"{DEFAULT_PLUGIN_LIB} (or build the fallback with "
-                            "`python -m pipeline fuse … --attention onnx`)")
+            raise UserError(
+                f"{onnx_path.name} has plugin nodes: pass --plugins "
+                f"{DEFAULT_PLUGIN_LIB} (or build the fallback with "
+                "`python -m pipeline fuse … --attention onnx`)"
+            )
         fresh = _fresh_record(out_dir, engine, onnx_path, plugins, settings)
         if fresh is not None:
-            fresh["message"] = f"engine: {engine} is up to date (same ONNX, plugins, settings, " \
-                               f"TensorRT {fresh['tensorrt']} and GPU)"
+            fresh["message"] = (
+                f"engine: {engine} is up to date (same ONNX, plugins, settings, "
+                f"TensorRT {fresh['tensorrt']} and GPU)"
+            )
             print(fresh["message"])
             return fresh
         from pipeline.trt.build import build_engine
-        record = build_engine(onnx_path, engine, plugins=plugins, batch=batch,
-                              workspace=workspace, opt_level=opt_level, timing_cache=timing_cache)
+
+        record = build_engine(
+            onnx_path,
+            engine,
+            plugins=plugins,
+            batch=batch,
+            workspace=workspace,
+            opt_level=opt_level,
+            timing_cache=timing_cache,
+        )
         record.update(script=str(script), settings=settings)
-        record["message"] = f"engine: built {engine} (TensorRT {record['tensorrt']}, {record['gpu']})"
+        record["message"] = (
+            f"engine: built {engine} (TensorRT {record['tensorrt']}, {record['gpu']})"
+        )
         print(record["message"])
         record_stage(out_dir, stage_key(engine), record)
         return record
     why = "no TensorRT" if not env.has_builder() else "no CUDA GPU"
     if require_engine:
-        raise UserError(f"--require-engine: cannot build {engine.name} here ({why}); run "
-                        f"{script} on the target, or drop --require-engine")
+        raise UserError(
+            f"--require-engine: cannot build {engine.name} here ({why}); run "
+            f"{script} on the target, or drop --require-engine"
+        )
     message = f"engine: skipped ({why}) — run {script} on the target"
     print(message)
-    record = {"status": "skipped", "reason": why, "engine": engine.name, "script": str(script),
-              "onnx": onnx_path.name, "inputs": {"onnx": onnx_hash(onnx_path)},
-              "settings": settings, "message": message}
+    record = {
+        "status": "skipped",
+        "reason": why,
+        "engine": engine.name,
+        "script": str(script),
+        "onnx": onnx_path.name,
+        "inputs": {"onnx": onnx_hash(onnx_path)},
+        "settings": settings,
+        "message": message,
+    }
     record_stage(out_dir, stage_key(engine), record)
     return record
 
@@ -122,14 +167,19 @@ def _fresh_record(out_dir, engine, onnx_path, plugins, settings) -> dict | None:
     inputs did not change is not re-run); None otherwise."""
     from pipeline.artifacts import onnx_hash, sha256_file, stage_is_fresh
     from pipeline.runtime.guard import find_engine_record
+
     inputs = {"onnx": onnx_hash(onnx_path)}
     if plugins:
         inputs["plugins"] = sha256_file(plugins) if Path(plugins).is_file() else "missing"
     rec = find_engine_record(engine)
     gpu = env.gpu_info() or {}
-    if (rec and stage_is_fresh(out_dir, stage_key(engine), inputs, settings, [engine])
-            and rec.get("tensorrt") == env.trt_version() and rec.get("gpu") == gpu.get("name")
-            and rec.get("compute_capability") == gpu.get("compute_capability")):
+    if (
+        rec
+        and stage_is_fresh(out_dir, stage_key(engine), inputs, settings, [engine])
+        and rec.get("tensorrt") == env.trt_version()
+        and rec.get("gpu") == gpu.get("name")
+        and rec.get("compute_capability") == gpu.get("compute_capability")
+    ):
         return rec
     return None
 
@@ -165,9 +215,19 @@ esac
 """
 
 
-def write_build_script(onnx_path, out_dir, *, model=None, plugins=None, batch=(1, 8, 32),
-                       workspace="2G", opt_level=3, timing_cache=None, trt_target="10.3",
-                       needs_plugins=True) -> Path:
+def write_build_script(
+    onnx_path,
+    out_dir,
+    *,
+    model=None,
+    plugins=None,
+    batch=(1, 8, 32),
+    workspace="2G",
+    opt_level=3,
+    timing_cache=None,
+    trt_target="10.3",
+    needs_plugins=True,
+) -> Path:
     """Write `<out_dir>/<stem>.build_engine.sh` (paths relative to out_dir) and return its path."""
     from pipeline.artifacts import write_text_atomic
 
@@ -177,25 +237,46 @@ def write_build_script(onnx_path, out_dir, *, model=None, plugins=None, batch=(1
     engine = engine_path_for(onnx_path, out_dir)
     rel_onnx = os.path.relpath(onnx_path.resolve(), out_dir.resolve())
     rel_engine = engine.name
-    cache = os.path.relpath(Path(timing_cache).resolve(), out_dir.resolve()) if timing_cache else None
-    common = dict(input_name=name_in, input_shape=shape, batch=batch, workspace=workspace,
-                  opt_level=opt_level, timing_cache=cache, plugins=None)
+    cache = (
+        os.path.relpath(Path(timing_cache).resolve(), out_dir.resolve()) if timing_cache else None
+    )
+    common = dict(
+        input_name=name_in,
+        input_shape=shape,
+        batch=batch,
+        workspace=workspace,
+        opt_level=opt_level,
+        timing_cache=cache,
+        plugins=None,
+    )
     line10 = quote(build_command(rel_onnx, rel_engine, target="10.3", **common))
     line11 = quote(build_command(rel_onnx, rel_engine, target="11.x", **common))
-    py_args = (f"--batch {':'.join(map(str, batch))} --workspace {workspace} "
-               f"--opt-level {int(opt_level)}" + (f" --timing-cache {cache}" if cache else ""))
+    py_args = (
+        f"--batch {':'.join(map(str, batch))} --workspace {workspace} "
+        f"--opt-level {int(opt_level)}" + (f" --timing-cache {cache}" if cache else "")
+    )
     if plugins:
         plugins_default = f"${{CAIT_PLUGINS:-{Path(plugins).resolve()}}}"
     elif needs_plugins:
-        plugins_default = ("${CAIT_PLUGINS:?the ONNX has plugin nodes: set CAIT_PLUGINS to "
-                           "libcait_trt_plugins.so (scripts/jetson_build.sh builds it)}")
+        plugins_default = (
+            "${CAIT_PLUGINS:?the ONNX has plugin nodes: set CAIT_PLUGINS to "
+            "libcait_trt_plugins.so (scripts/jetson_build.sh builds it)}"
+        )
     else:
         plugins_default = "${CAIT_PLUGINS:-}"
     name = onnx_path.name.removesuffix(".onnx") + ".build_engine.sh"
-    text = _SCRIPT.format(engine=rel_engine, onnx=rel_onnx, name=name, target=trt_target,
-                          plugins_default=plugins_default, onnx_q=quote([rel_onnx]),
-                          engine_q=quote([rel_engine]), py_args=py_args,
-                          trtexec10=line10, trtexec11=line11)
+    text = _SCRIPT.format(
+        engine=rel_engine,
+        onnx=rel_onnx,
+        name=name,
+        target=trt_target,
+        plugins_default=plugins_default,
+        onnx_q=quote([rel_onnx]),
+        engine_q=quote([rel_engine]),
+        py_args=py_args,
+        trtexec10=line10,
+        trtexec11=line11,
+    )
     path = out_dir / name
     write_text_atomic(path, text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)

@@ -9,6 +9,7 @@ Targets are named as the user names them on the command line: "10.3" (JetPack 6.
 for every feature), "10.16" (JetPack 7.2) and "11.x". Sources are NVIDIA/TensorRT at the tags
 v10.3.0, v10.16 and v11.1 (files named below) and design §3.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,10 +41,14 @@ def normalize_target(trt: str) -> str:
         # 10.4–10.15 are checked against the 10.3 table: the conservative floor (§3).
         return "10.3"
     if major > 11:
-        raise UserError(f"TensorRT {trt} is newer than the parser tables in pipeline/trt/"
-                        "parser_ops.json (up to 11.x); add its onnx-tensorrt operators.md there")
-    raise UserError(f"TensorRT {trt} is below the supported floor 10.3 (JetPack 6.1); "
-                    "JetPack 5's TensorRT 8.5 lacks IPluginV3 and strong typing")
+        raise UserError(
+            f"TensorRT {trt} is newer than the parser tables in pipeline/trt/"
+            "parser_ops.json (up to 11.x); add its onnx-tensorrt operators.md there"
+        )
+    raise UserError(
+        f"TensorRT {trt} is below the supported floor 10.3 (JetPack 6.1); "
+        "JetPack 5's TensorRT 8.5 lacks IPluginV3 and strong typing"
+    )
 
 
 def is_11(target: str) -> bool:

@@ -5,6 +5,7 @@ weights, LayerScale γ is scaled up to 0.1–1 so every block matters (at the pr
 blocks barely touch the residual stream and a wrong block would go unnoticed), the weights go
 through a `.safetensors` file and our `--weights` path, and logits must agree to 1e-4.
 """
+
 import json
 
 import numpy as np
@@ -23,6 +24,7 @@ TOL = 1e-4
 def _timm_checkpoint(timm_name, depth, path, seed=0):
     import torch
     from safetensors.torch import save_file
+
     timm = import_timm()
     torch.manual_seed(seed)
     model = timm.create_model(timm_name, pretrained=False, depth=depth).eval()
@@ -41,6 +43,7 @@ def _timm_checkpoint(timm_name, depth, path, seed=0):
 def test_timm_vs_paddle_and_onnx(tmp_path, cli, preset, timm_name, depth):
     import paddle
     import torch
+
     from pipeline.onnx_io import cpu_session
     from pipeline.presets import get_preset
     from pipeline.stages.export import build_paddle_model
@@ -57,8 +60,17 @@ def test_timm_vs_paddle_and_onnx(tmp_path, cli, preset, timm_name, depth):
     assert np.abs(got_paddle - ref).max() <= TOL
 
     out = tmp_path / "art"
-    r = cli("export", "--model", preset, "--depth", depth, "--weights",
-            tmp_path / "timm.safetensors", "--out", out)
+    r = cli(
+        "export",
+        "--model",
+        preset,
+        "--depth",
+        depth,
+        "--weights",
+        tmp_path / "timm.safetensors",
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     got_onnx = cpu_session(out / "model.onnx").run(["logits"], {"image": x})[0]
     assert np.abs(got_onnx - ref).max() <= TOL

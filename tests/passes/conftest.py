@@ -4,6 +4,7 @@
 fusion would still pass a 1e-4 logit check. These exports set γ ~ U(0.2, 1) and give the
 talking-heads mixing non-zero biases, so the parity checks can fail.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ _CACHE = {}
 
 def strong_weights(preset, path: Path, seed: int = 0) -> Path:
     import paddle
+
     from pipeline.models import build_model
+
     model = build_model(preset, seed=seed)
     rng = np.random.default_rng(seed)
     state = {}
@@ -47,6 +50,7 @@ def exported(tmp_path_factory):
             weights = strong_weights(preset, out / "strong.pdparams")
             _CACHE[key] = export(preset, out, weights=str(weights))
         return _CACHE[key]
+
     return make
 
 

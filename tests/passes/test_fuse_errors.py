@@ -1,5 +1,6 @@
 """Bad input fails loudly with one line (exit 2); unsafe matches are refused; a miswired fusion
 is caught by the verification; external data round-trips."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,19 +15,25 @@ from pipeline.stages.fuse import fuse, verify_parity
 
 def _small_cnn(path):
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.normal(0, 0.1, (8, 3, 3, 3)).astype(np.float32), "w"),
-             numpy_helper.from_array(rng.normal(0, 0.1, (10, 8)).astype(np.float32), "fc"),
-             numpy_helper.from_array(np.zeros(10, np.float32), "fcb")]
-    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
-             helper.make_node("Flatten", ["p"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1)]
-    g = helper.make_graph(nodes, "cnn",
-                          [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                                         ["batch", 3, 32, 32])],
-                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                                         ["batch", 10])], inits)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.1, (8, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (10, 8)).astype(np.float32), "fc"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "fcb"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["logits"], transB=1),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
@@ -37,7 +44,7 @@ def test_non_cait_model_fails_with_counts(cli, tmp_path):
     assert r.returncode == 2
     assert "found 0 talking-heads blocks, expected 2" in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
-    r = cli("fuse", cnn, "-o", tmp_path / "out.onnx")        # no preset known: still refused
+    r = cli("fuse", cnn, "-o", tmp_path / "out.onnx")  # no preset known: still refused
     assert r.returncode == 2 and "found 0 talking-heads blocks" in r.stderr
     assert not (tmp_path / "out.onnx").exists()
 
@@ -60,8 +67,7 @@ def test_external_consumer_prevents_fusion(tmp_path, exported):
     """A score tensor read outside the block (here: a debugging output) must not be fused away."""
     src = onnx.load(str(exported("cait_xxs_24", 1)))
     softmax = next(n for n in src.graph.node if n.op_type == "Softmax")  # block 0, by structure
-    src.graph.node.append(helper.make_node("ReduceMax", [softmax.output[0]], ["probe"],
-                                           keepdims=0))
+    src.graph.node.append(helper.make_node("ReduceMax", [softmax.output[0]], ["probe"], keepdims=0))
     src.graph.output.append(helper.make_tensor_value_info("probe", TensorProto.FLOAT, []))
     path = tmp_path / "probe.onnx"
     onnx.save(src, str(path))
@@ -107,14 +113,20 @@ def test_external_data_round_trip(tmp_path, exported):
     src = _constants_to_initializers(onnx.load(str(exported("cait_xxs_24", 1))))
     ext = tmp_path / "ext" / "model.onnx"
     ext.parent.mkdir()
-    onnx.save_model(src, str(ext), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="model.onnx.data", size_threshold=1024)
-    assert ext.stat().st_size < 1 << 20                       # the weights really are outside
+    onnx.save_model(
+        src,
+        str(ext),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=1024,
+    )
+    assert ext.stat().st_size < 1 << 20  # the weights really are outside
     dst = tmp_path / "out" / "model.fused.onnx"
     fig = fuse(ext, dst, verify=True, expect_blocks=1)
     assert fig["verify"]["max_abs"] <= 1e-4
     data = dst.with_name("model.fused.onnx.data")
     assert data.exists() and dst.stat().st_size < data.stat().st_size
-    reread = onnx.load(str(dst))                               # loads its external data
+    reread = onnx.load(str(dst))  # loads its external data
     assert sum(n.domain == DOMAIN for n in reread.graph.node) == 3
-    assert not list(dst.parent.glob(".*"))                     # no temporary leftovers
+    assert not list(dst.parent.glob(".*"))  # no temporary leftovers

@@ -1,6 +1,7 @@
 """Every zoo preset (reduced depth) fuses to L talking-heads + 2 class-attention plugin nodes and
 verifies against the unfused export with ONNX Runtime; the output carries no local functions, no
 H·N² score tensor, exactly the plugin fields of design §2, and the folded-γ markers."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,19 @@ from pipeline.stages.fuse import fuse
 ZOO = [p.name for p in PRESETS.values() if p.zoo]
 # The M presets (768 dim, 576/784 tokens) and the 36-block S preset cost most: depth 1 there.
 DEPTH = {name: 1 if name.startswith(("cait_m_", "cait_s_36")) else 2 for name in ZOO}
-FIELDS = {TALKING_HEADS: {"num_heads", "scale", "pre_weight", "pre_bias", "post_weight",
-                          "post_bias", "plugin_version", "plugin_namespace"},
-          CLASS_ATTENTION: {"num_heads", "scale", "plugin_version", "plugin_namespace"}}
+FIELDS = {
+    TALKING_HEADS: {
+        "num_heads",
+        "scale",
+        "pre_weight",
+        "pre_bias",
+        "post_weight",
+        "post_bias",
+        "plugin_version",
+        "plugin_namespace",
+    },
+    CLASS_ATTENTION: {"num_heads", "scale", "plugin_version", "plugin_namespace"},
+}
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -38,14 +49,15 @@ def test_every_preset_fuses_and_verifies(name, exported, workdir):
     assert not model.functions, "the model for TensorRT must not carry local functions"
     plugins = [n for n in model.graph.node if n.domain == DOMAIN]
     assert sorted(n.op_type for n in plugins) == sorted(
-        [TALKING_HEADS] * depth + [CLASS_ATTENTION] * 2)
+        [TALKING_HEADS] * depth + [CLASS_ATTENTION] * 2
+    )
     # The class attention's k and v linears were merged into one MatMul + Split.
     assert sum(n.op_type == "Split" for n in model.graph.node) == 2
     for n in plugins:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         assert set(attrs) == FIELDS[n.op_type]
         assert attrs["num_heads"] == preset.num_heads
-        assert attrs["scale"] == 1.0                      # folded into the q weights
+        assert attrs["scale"] == 1.0  # folded into the q weights
         assert attrs["plugin_version"] == b"1" and attrs["plugin_namespace"] == b""
         if n.op_type == TALKING_HEADS:
             H = preset.num_heads
@@ -56,8 +68,10 @@ def test_every_preset_fuses_and_verifies(name, exported, workdir):
     assert rep["before"]["score_tensors"] > 0
     assert rep["after"]["score_tensors"] == 0, "an H·N² score tensor survived the fusion"
     assert rep["after"]["unknown_shape_tensors"] == 0
-    assert rep["after"]["activation_bytes_per_image_fp16"] < \
-        rep["before"]["activation_bytes_per_image_fp16"]
+    assert (
+        rep["after"]["activation_bytes_per_image_fp16"]
+        < rep["before"]["activation_bytes_per_image_fp16"]
+    )
 
     # γ markers: metadata list, node doc_strings, initializer doc_strings (2 per block).
     entries = gamma_entries(model)
@@ -80,13 +94,18 @@ def test_onnx_fast_path(name, exported, workdir):
     assert all(o.domain != DOMAIN for o in model.opset_import)
     rep = json.loads(report.read_text())
     # Without the plugin the scores are still written, but fewer times (no transposed copies).
-    assert 0 < rep["after"]["score_bytes_per_image_fp16"] < \
-        rep["before"]["score_bytes_per_image_fp16"]
-    assert rep["after"]["activation_bytes_per_image_fp16"] < \
-        rep["before"]["activation_bytes_per_image_fp16"]
+    assert (
+        0 < rep["after"]["score_bytes_per_image_fp16"] < rep["before"]["score_bytes_per_image_fp16"]
+    )
+    assert (
+        rep["after"]["activation_bytes_per_image_fp16"]
+        < rep["before"]["activation_bytes_per_image_fp16"]
+    )
     inferred = onnx.shape_inference.infer_shapes(model)
-    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-              for vi in inferred.graph.value_info}
+    shapes = {
+        vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        for vi in inferred.graph.value_info
+    }
     N = PRESETS[name].num_patches
     for n in model.graph.node:
         if n.op_type == "Transpose":

@@ -1,5 +1,6 @@
 """Users bring their own ONNX: timm's CaiT exported by torch.onnx (legacy exporter, opset 17)
 fuses with the same passes (Gather split, Gemm q, SDPA's √scale on q and kᵀ, no Identity)."""
+
 from __future__ import annotations
 
 import onnx
@@ -11,15 +12,27 @@ from pipeline.stages.fuse import fuse
 pytest.importorskip("torch")
 
 
-@pytest.mark.parametrize("name,depth,dynamic", [("cait_xxs_24", 2, True),
-                                                ("cait_xs_24_384", 1, False)])
+@pytest.mark.parametrize(
+    "name,depth,dynamic", [("cait_xxs_24", 2, True), ("cait_xs_24_384", 1, False)]
+)
 def test_timm_export_fuses_and_verifies(name, depth, dynamic, tmp_path, cli):
     from tests.timm_support import export_timm_onnx
-    src = export_timm_onnx(name, tmp_path / "timm.onnx", depth=depth, gamma=0.5,
-                           dynamic_batch=dynamic)
+
+    src = export_timm_onnx(
+        name, tmp_path / "timm.onnx", depth=depth, gamma=0.5, dynamic_batch=dynamic
+    )
     dst = tmp_path / "fused.onnx"
-    r = cli("fuse", src, "-o", dst, "--verify", "--expect-blocks", depth,
-            "--report", tmp_path / "r.json")
+    r = cli(
+        "fuse",
+        src,
+        "-o",
+        dst,
+        "--verify",
+        "--expect-blocks",
+        depth,
+        "--report",
+        tmp_path / "r.json",
+    )
     assert r.returncode == 0, r.stderr
     assert "fuse_talking_heads" in r.stdout and "parity: max |Δlogit|" in r.stdout
     fused = onnx.load(str(dst))

@@ -1,4 +1,5 @@
 """Fixtures of the plugin tests: one CMake build of the kernel emulation per session."""
+
 import ctypes
 import shutil
 import subprocess
@@ -13,7 +14,9 @@ EMU_BUILD = ROOT / "build" / "plugins-emulation"
 def _run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -27,11 +30,22 @@ def emulated_kernels():
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is required for the kernel emulation tests (it is part of CI)")
     EMU_BUILD.mkdir(parents=True, exist_ok=True)
-    _run(["cmake", "-S", str(ROOT), "-B", str(EMU_BUILD), "-DCAIT_BUILD_EMULATION=ON",
-          "-DCAIT_BUILD_PLUGINS=OFF", "-DCAIT_BUILD_SELFTEST=OFF", "-DCMAKE_BUILD_TYPE=Release"])
+    _run(
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(EMU_BUILD),
+            "-DCAIT_BUILD_EMULATION=ON",
+            "-DCAIT_BUILD_PLUGINS=OFF",
+            "-DCAIT_BUILD_SELFTEST=OFF",
+            "-DCMAKE_BUILD_TYPE=Release",
+        ]
+    )
     _run(["cmake", "--build", str(EMU_BUILD), "--target", "cait_emulated_kernels", "-j", "2"])
     lib = ctypes.CDLL(str(EMU_BUILD / "libcait_emulated_kernels.so"))
-    P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong
+    P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong  # noqa: E741
     lib.cait_emu_talking_heads.argtypes = [I, I, I, I, I, F, P, P, P, P, P, P, L, I]
     lib.cait_emu_talking_heads.restype = I
     lib.cait_emu_talking_heads_rows.argtypes = [I, I, I, L]
@@ -48,6 +62,7 @@ def find_tensorrt_include():
     include/, or the system folders of the Debian packages. None when absent."""
     import importlib.util
     import os
+
     candidates = []
     if os.environ.get("TENSORRT_INCLUDE_DIR"):
         candidates.append(Path(os.environ["TENSORRT_INCLUDE_DIR"]))
@@ -60,8 +75,12 @@ def find_tensorrt_include():
             spec = None
         if spec is not None and spec.origin:
             candidates.append(Path(spec.origin).parent / "include")
-    candidates += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"),
-                   Path("/usr/include"), Path("/usr/local/TensorRT/include")]
+    candidates += [
+        Path("/usr/include/x86_64-linux-gnu"),
+        Path("/usr/include/aarch64-linux-gnu"),
+        Path("/usr/include"),
+        Path("/usr/local/TensorRT/include"),
+    ]
     for c in candidates:
         if (c / "NvInferRuntime.h").is_file():
             return c
@@ -70,6 +89,7 @@ def find_tensorrt_include():
 
 def find_cuda_include():
     import os
+
     for c in (os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"):
         if c and (Path(c) / "include" / "cuda_fp16.h").is_file():
             return Path(c) / "include"

@@ -1,4 +1,5 @@
 """Calibration statistics: streamed histogram, and methods that really differ where they should."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -80,5 +81,6 @@ def test_entropy_minimizes_kl_like_brute_force():
 
 def test_unknown_method_is_a_user_error():
     from pipeline.errors import UserError
+
     with pytest.raises(UserError, match="entropy, percentile, max"):
         cal.compute_amax(_hist(np.ones(10, np.float32)), "kl")

@@ -1,4 +1,5 @@
 """The `quantize`, `eval` and `parity` commands: results on stdout, one-line errors, exit codes."""
+
 from __future__ import annotations
 
 import ast
@@ -20,6 +21,7 @@ def _one_error_line(r):
 def art(xxs1, tmp_path_factory):
     """A copy of the depth-1 artifacts with an fp16 stage, for the commands to find."""
     from pipeline.stages.precision import to_fp16
+
     d = tmp_path_factory.mktemp("cli") / "art"
     shutil.copytree(xxs1.out, d)
     to_fp16(d / "model.onnx", d / "model.fp16.onnx")
@@ -28,15 +30,30 @@ def art(xxs1, tmp_path_factory):
 
 def test_eval_prints_accuracy_and_writes_json(cli, art, xxs1, tmp_path):
     out = tmp_path / "e.json"
-    r = cli("eval", "--model", "cait_xxs_24", "--depth", 1, "--out", art, "--data", xxs1.jpegs,
-            "--backend", "fp16", "--limit", 6, "--json", out)
+    r = cli(
+        "eval",
+        "--model",
+        "cait_xxs_24",
+        "--depth",
+        1,
+        "--out",
+        art,
+        "--data",
+        xxs1.jpegs,
+        "--backend",
+        "fp16",
+        "--limit",
+        6,
+        "--json",
+        out,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("{'acc_top1'"))
     acc = ast.literal_eval(line)
     assert set(acc) == {"acc_top1", "acc_top5"} and 0 <= acc["acc_top1"] <= acc["acc_top5"] <= 1
     rec = json.loads(out.read_text())
     assert rec["images"] == 6 and rec["backend"] == "fp16" and rec["acc_top5"] == acc["acc_top5"]
-    assert "eval [fp16]" in r.stderr        # the progress bar
+    assert "eval [fp16]" in r.stderr  # the progress bar
 
 
 def test_eval_bad_inputs(cli, art, xxs1, tmp_path):
@@ -58,12 +75,36 @@ def test_eval_bad_inputs(cli, art, xxs1, tmp_path):
     assert "c.png" in msg
     assert "no labels" in _one_error_line(cli(*base, "--data", flat))
     assert "no *.engine" in _one_error_line(
-        cli("eval", "--model", "cait_xxs_24", "--depth", 1, "--out", art, "--backend", "engine",
-            "--data", xxs1.jpegs))
+        cli(
+            "eval",
+            "--model",
+            "cait_xxs_24",
+            "--depth",
+            1,
+            "--out",
+            art,
+            "--backend",
+            "engine",
+            "--data",
+            xxs1.jpegs,
+        )
+    )
     missing = tmp_path / "nowhere"
     assert "no model.int8.onnx" in _one_error_line(
-        cli("eval", "--model", "cait_xxs_24", "--depth", 1, "--out", missing, "--backend", "int8",
-            "--data", xxs1.jpegs))
+        cli(
+            "eval",
+            "--model",
+            "cait_xxs_24",
+            "--depth",
+            1,
+            "--out",
+            missing,
+            "--backend",
+            "int8",
+            "--data",
+            xxs1.jpegs,
+        )
+    )
 
 
 def test_quantize_needs_calib_data(cli, art, tmp_path):
@@ -72,15 +113,31 @@ def test_quantize_needs_calib_data(cli, art, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no images" in _one_error_line(
-        cli("quantize", "--model", "cait_xxs_24", "--depth", 1, "--out", art,
-            "--calib-data", empty))
+        cli("quantize", "--model", "cait_xxs_24", "--depth", 1, "--out", art, "--calib-data", empty)
+    )
     assert "--calib-data" in _one_error_line(
-        cli("build", "--model", "cait_xxs_24", "--int8", "--out", tmp_path / "b"))
+        cli("build", "--model", "cait_xxs_24", "--int8", "--out", tmp_path / "b")
+    )
 
 
 def test_quantize_then_parity_cli(cli, art, xxs1, tmp_path):
-    r = cli("quantize", "--model", "cait_xxs_24", "--depth", 1, "--out", art, "--calib-data",
-            xxs1.jpegs, "--calib-images", 8, "--calib-method", "percentile", "--parity-images", 16)
+    r = cli(
+        "quantize",
+        "--model",
+        "cait_xxs_24",
+        "--depth",
+        1,
+        "--out",
+        art,
+        "--calib-data",
+        xxs1.jpegs,
+        "--calib-images",
+        8,
+        "--calib-method",
+        "percentile",
+        "--parity-images",
+        16,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert (art / "model.int8.onnx").exists() and (art / "calib.json").exists()
     r = cli("parity", "--model", "cait_xxs_24", "--depth", 1, "--out", art, "--images", 4)
@@ -90,8 +147,19 @@ def test_quantize_then_parity_cli(cli, art, xxs1, tmp_path):
     # thresholds are data: an impossible one fails the ladder with exit 1, report still written
     th = tmp_path / "th.json"
     th.write_text(json.dumps({"int8": {"max_abs_logit": 1e-9}}))
-    r = cli("parity", "--model", "cait_xxs_24", "--depth", 1, "--out", art, "--images", 2,
-            "--thresholds", th)
+    r = cli(
+        "parity",
+        "--model",
+        "cait_xxs_24",
+        "--depth",
+        1,
+        "--out",
+        art,
+        "--images",
+        2,
+        "--thresholds",
+        th,
+    )
     assert r.returncode == 1 and "int8: max |Δlogit|" in r.stderr
     assert "**FAIL**" in (art / "parity.md").read_text()
 
@@ -101,8 +169,18 @@ def test_build_int8_end_to_end(cli, xxs1, tmp_path):
     """Acceptance: `build --model cait_xxs_24 --int8 --calib-data <JPEG dir>` completes and its
     parity.md shows every stage it made (full depth, random weights: agreement, not accuracy)."""
     out = tmp_path / "b"
-    r = cli("build", "--model", "cait_xxs_24", "--int8", "--calib-data", xxs1.jpegs,
-            "--out", out, "--images", 8)
+    r = cli(
+        "build",
+        "--model",
+        "cait_xxs_24",
+        "--int8",
+        "--calib-data",
+        xxs1.jpegs,
+        "--out",
+        out,
+        "--images",
+        8,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     md = (out / "parity.md").read_text()
     for row in ("| paddle |", "| onnx |", "| fused |", "| int8 |"):

@@ -1,4 +1,5 @@
 """FP16 stage: strongly typed graph, LayerNorm fp32, unsafe weights kept fp32, plugin I/O fp16."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,6 +57,7 @@ def test_to_fp16_structure(xxs1, tmp_path):
 def test_to_fp16_matches_fp32(xxs1, tmp_path):
     from pipeline.numerics import compare, sample_images
     from pipeline.onnx_io import cpu_session
+
     dst = tmp_path / "model.fp16.onnx"
     to_fp16(xxs1.onnx, dst)
     x = sample_images(2, 224)
@@ -68,6 +70,7 @@ def test_to_fp16_matches_fp32(xxs1, tmp_path):
 
 def test_fp16_io(xxs1, tmp_path):
     from pipeline.onnx_io import cpu_session
+
     dst = tmp_path / "model.fp16.onnx"
     to_fp16(xxs1.onnx, dst, fp16_io=True)
     m = onnx.load(str(dst))
@@ -88,20 +91,37 @@ def _plugin_graph(gamma: float, marker: bool):
     proj = helper.make_node("MatMul", ["att", "wg"], ["p"], name="proj")
     if marker:
         proj.doc_string = "LayerScale gamma_1 folded into these weights"
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="lin"),
-             helper.make_node("CaitClassAttention", ["h", "h", "h"], ["att"], name="ca",
-                              domain="trt.plugins", num_heads=2, scale=0.1,
-                              plugin_version="1", plugin_namespace=""),
-             proj,
-             helper.make_node("LayerNormalization", ["p", "s", "b"], ["y"], axis=-1, name="ln")]
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", T.FLOAT, [1, 5, C])],
-                          [helper.make_tensor_value_info("y", T.FLOAT, [1, 5, C])], [w, wg, s, b])
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
-                                               helper.make_opsetid("trt.plugins", 1)])
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="lin"),
+        helper.make_node(
+            "CaitClassAttention",
+            ["h", "h", "h"],
+            ["att"],
+            name="ca",
+            domain="trt.plugins",
+            num_heads=2,
+            scale=0.1,
+            plugin_version="1",
+            plugin_namespace="",
+        ),
+        proj,
+        helper.make_node("LayerNormalization", ["p", "s", "b"], ["y"], axis=-1, name="ln"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", T.FLOAT, [1, 5, C])],
+        [helper.make_tensor_value_info("y", T.FLOAT, [1, 5, C])],
+        [w, wg, s, b],
+    )
+    return helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("trt.plugins", 1)]
+    )
 
 
-@pytest.mark.parametrize("gamma,marker,kept", [(1e-6, True, True), (0.5, True, False),
-                                               (1e-6, False, True)])
+@pytest.mark.parametrize(
+    "gamma,marker,kept", [(1e-6, True, True), (0.5, True, False), (1e-6, False, True)]
+)
 def test_plugin_nodes_fp16_and_layerscale(gamma, marker, kept):
     m = _plugin_graph(gamma, marker)
     info = convert_fp16(m)
@@ -133,6 +153,7 @@ def test_fp16_agreement_on_trained_digits(digits, tmp_path):
     """FP16 top-1 agreement with fp32 ≥ 99.5 % on the held-out digits (real predictions)."""
     from pipeline.data import ImageFolderDataset, iter_batches
     from pipeline.parity.backends import OrtStage
+
     dst = tmp_path / "model.fp16.onnx"
     to_fp16(digits.onnx, dst)
     ref, half = OrtStage("onnx", digits.onnx), OrtStage("fp16", dst)
@@ -144,7 +165,9 @@ def test_fp16_agreement_on_trained_digits(digits, tmp_path):
         y.append(batch.labels)
     a, b, y = np.concatenate(a), np.concatenate(b), np.concatenate(y)
     agree = float(np.mean(a.argmax(1) == b.argmax(1)))
-    print(f"\nfp16 on {len(y)} held-out digits: agreement {agree:.2%}, "
-          f"fp32 top-1 {np.mean(a.argmax(1) == y):.2%}, fp16 top-1 {np.mean(b.argmax(1) == y):.2%}")
-    assert np.mean(a.argmax(1) == y) > 0.9   # the fixture is really trained
+    print(
+        f"\nfp16 on {len(y)} held-out digits: agreement {agree:.2%}, "
+        f"fp32 top-1 {np.mean(a.argmax(1) == y):.2%}, fp16 top-1 {np.mean(b.argmax(1) == y):.2%}"
+    )
+    assert np.mean(a.argmax(1) == y) > 0.9  # the fixture is really trained
     assert agree >= 0.995

@@ -1,4 +1,5 @@
 """INT8 stage: Q/DQ placement as TensorRT wants it, calibration cache, trained-digits accuracy."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ from tests.precision.conftest import float_types_consistent
 def xxs1_int8(xxs1, tmp_path_factory):
     out = tmp_path_factory.mktemp("int8")
     dst = out / "model.int8.onnx"
-    rec = to_int8(xxs1.onnx, dst, calib_data=xxs1.jpegs, images=16, method="max",
-                  parity_images=16, progress=False)
+    rec = to_int8(
+        xxs1.onnx,
+        dst,
+        calib_data=xxs1.jpegs,
+        images=16,
+        method="max",
+        parity_images=16,
+        progress=False,
+    )
     return dst, rec
 
 
@@ -36,14 +44,17 @@ def test_qdq_placement(xxs1, xxs1_int8):
     assert rec["quantized_nodes"] == 1 + 4 + 12 + 1 and rec["not_quantized"] == {}
     n_q = 0
     for n in m.graph.node:
-        if n.op_type in ("MatMul", "Conv", "Gemm") and n.input[1] in prod \
-                and prod[n.input[1]].op_type == "DequantizeLinear":
+        if (
+            n.op_type in ("MatMul", "Conv", "Gemm")
+            and n.input[1] in prod
+            and prod[n.input[1]].op_type == "DequantizeLinear"
+        ):
             n_q += 1
             wdq = prod[n.input[1]]
             w, ws, wz = (inits[i] for i in wdq.input)
-            assert w.dtype == np.int8 and not wz.any()                  # symmetric weights
+            assert w.dtype == np.int8 and not wz.any()  # symmetric weights
             axis = next(a.i for a in wdq.attribute if a.name == "axis")
-            assert ws.shape == (w.shape[axis],)                          # per output channel
+            assert ws.shape == (w.shape[axis],)  # per output channel
             assert axis == (0 if n.op_type == "Conv" else 1)
             adq = prod[n.input[0]]
             assert adq.op_type == "DequantizeLinear"
@@ -55,10 +66,17 @@ def test_qdq_placement(xxs1, xxs1_int8):
     # LayerNorm, Softmax never see Q/DQ; talking-heads H×H mixing (K=4) stays float
     for n in m.graph.node:
         if n.op_type in ("LayerNormalization", "Softmax"):
-            assert all(prod.get(i) is None or prod[i].op_type != "DequantizeLinear"
-                       for i in n.input), n.name
-    small = [n for n in m.graph.node if n.op_type == "MatMul" and n.input[1] in inits
-             and inits[n.input[1]].ndim == 2 and min(inits[n.input[1]].shape) < 32]
+            assert all(
+                prod.get(i) is None or prod[i].op_type != "DequantizeLinear" for i in n.input
+            ), n.name
+    small = [
+        n
+        for n in m.graph.node
+        if n.op_type == "MatMul"
+        and n.input[1] in inits
+        and inits[n.input[1]].ndim == 2
+        and min(inits[n.input[1]].shape) < 32
+    ]
     assert small, "expected the talking-heads mixing MatMuls to remain float"
     # everything else fp16
     assert rec["nodes"]["fp16"] > 3 * rec["nodes"]["fp32"]
@@ -67,6 +85,7 @@ def test_qdq_placement(xxs1, xxs1_int8):
 def test_int8_close_to_fp32(xxs1, xxs1_int8):
     from pipeline.numerics import compare, sample_images
     from pipeline.onnx_io import cpu_session
+
     dst, _ = xxs1_int8
     x = sample_images(2, 224)
     ref = cpu_session(xxs1.onnx).run(None, {"image": x})[0]
@@ -84,29 +103,56 @@ def test_method_switch_uses_cache(xxs1, xxs1_int8, monkeypatch):
 
     def boom(*a, **k):
         raise AssertionError("images re-run although statistics were cached")
+
     monkeypatch.setattr(cal, "collect", boom)
     scales = {}
     for method in ("entropy", "percentile", "max"):
-        r = to_int8(xxs1.onnx, dst.parent / f"m_{method}.onnx", cache=cache,
-                    calib_data=xxs1.jpegs, images=16, method=method, parity_images=16,
-                    progress=False)
+        r = to_int8(
+            xxs1.onnx,
+            dst.parent / f"m_{method}.onnx",
+            cache=cache,
+            calib_data=xxs1.jpegs,
+            images=16,
+            method=method,
+            parity_images=16,
+            progress=False,
+        )
         assert r["calibration"]["cache"] == "hit"
         m = onnx.load(str(dst.parent / f"m_{method}.onnx"))
-        scales[method] = sorted(float(numpy_helper.to_array(i)) for i in m.graph.initializer
-                                if i.name.endswith("_act_scale"))
+        scales[method] = sorted(
+            float(numpy_helper.to_array(i))
+            for i in m.graph.initializer
+            if i.name.endswith("_act_scale")
+        )
     assert scales["entropy"] != scales["max"]
     # a different image set is a different key: the images do run
     with pytest.raises(AssertionError, match="re-run"):
-        to_int8(xxs1.onnx, dst.parent / "other.onnx", cache=cache, calib_data=xxs1.jpegs,
-                images=8, method="max", parity_images=16, progress=False)
+        to_int8(
+            xxs1.onnx,
+            dst.parent / "other.onnx",
+            cache=cache,
+            calib_data=xxs1.jpegs,
+            images=8,
+            method="max",
+            parity_images=16,
+            progress=False,
+        )
 
 
 def test_rest_fp32_variant_has_no_fp16(xxs1, xxs1_int8):
     """rest="fp32": the ORT-CPU flavour — same Q/DQ, no fp16 anywhere, same cached statistics."""
     dst, rec = xxs1_int8
     out = dst.parent / "model.int8_fp32.onnx"
-    r = to_int8(xxs1.onnx, out, calib_data=xxs1.jpegs, images=16, method="max",
-                parity_images=16, rest="fp32", progress=False)
+    r = to_int8(
+        xxs1.onnx,
+        out,
+        calib_data=xxs1.jpegs,
+        images=16,
+        method="max",
+        parity_images=16,
+        rest="fp32",
+        progress=False,
+    )
     assert r["calibration"]["cache"] == "hit" and r["quantized_nodes"] == rec["quantized_nodes"]
     m = onnx.load(str(out))
     assert all(i.data_type != T.FLOAT16 for i in m.graph.initializer)
@@ -118,6 +164,7 @@ def test_calibration_and_parity_sets_are_disjoint(xxs1, xxs1_int8):
     from pipeline.data import ImageFolderDataset, split_calib_parity
     from pipeline.stages.parity import parity_images
     from pipeline.stages.quantize import parity_count
+
     dst, rec = xxs1_int8
     ds = ImageFolderDataset.from_dir(xxs1.jpegs)
     calib = split_calib_parity(ds.samples, 16, parity_count(len(ds), 16), seed=0).calib
@@ -130,12 +177,13 @@ def test_calibration_and_parity_sets_are_disjoint(xxs1, xxs1_int8):
 def test_quantizable_skips_tiny_and_activation_matmuls(xxs1):
     m = onnx.load(str(xxs1.onnx))
     from pipeline.stages.precision import prepare
+
     prepare(m)
     q = quantizable(m)
     ops = {n.name: n.op_type for n in m.graph.node}
     assert sum(ops[k] == "Conv" for k in q) == 1
     mm = [n for n in m.graph.node if n.op_type == "MatMul"]
-    assert len(q) < len(mm) + 1   # q·kᵀ, p·v and the H×H mixings are not there
+    assert len(q) < len(mm) + 1  # q·kᵀ, p·v and the H×H mixings are not there
 
 
 # ---- the trained fixture -------------------------------------------------------------------
@@ -145,6 +193,7 @@ def digits_int8(digits, tmp_path_factory):
     accuracy on the full held-out split (360 images, never calibrated on)."""
     from pipeline.data import ImageFolderDataset, iter_batches
     from pipeline.parity.backends import OrtStage
+
     out = tmp_path_factory.mktemp("digits_int8")
     ds = ImageFolderDataset.from_dir(digits.heldout)
     batches = list(iter_batches(ds.samples, 32, 120))
@@ -159,14 +208,23 @@ def digits_int8(digits, tmp_path_factory):
     lines = []
     for method in cal.METHODS:
         dst = out / f"model.{method}.onnx"
-        rec = to_int8(digits.onnx, dst, calib_data=digits.train, images=512, method=method,
-                      cache=out / "calib.json", progress=False)
+        rec = to_int8(
+            digits.onnx,
+            dst,
+            calib_data=digits.train,
+            images=512,
+            method=method,
+            cache=out / "calib.json",
+            progress=False,
+        )
         z = logits(dst)
         res[method] = float(np.mean(z.argmax(1) == y))
-        lines.append(f"{method}: top-1 {res[method]:.2%}, agreement "
-                     f"{np.mean(z.argmax(1) == ref.argmax(1)):.2%}, median amax/max "
-                     f"{rec['calibration']['amax_over_max_median']:.3f}, "
-                     f"{rec['seconds']:.1f} s (cache {rec['calibration']['cache']})")
+        lines.append(
+            f"{method}: top-1 {res[method]:.2%}, agreement "
+            f"{np.mean(z.argmax(1) == ref.argmax(1)):.2%}, median amax/max "
+            f"{rec['calibration']['amax_over_max_median']:.3f}, "
+            f"{rec['seconds']:.1f} s (cache {rec['calibration']['cache']})"
+        )
     print(f"\nheld-out (360 digits), fp32 top-1 {res['fp32']:.2%}; " + "; ".join(lines))
     return res
 

