@@ -132,6 +132,13 @@ size_t deviceMaxSharedMemoryPerBlock()
     return static_cast<size_t>(bytes);
 }
 
+void checkMaxBatch(int64_t maxBatch)
+{
+    check(maxBatch <= kMaxBatch,
+        "the profile's largest batch " + std::to_string(maxBatch) + " exceeds the kernels' limit of "
+            + std::to_string(kMaxBatch) + " (CUDA grid y dimension); lower the profile's max batch");
+}
+
 bool isFloatOrHalf(DataType t) noexcept
 {
     return t == DataType::kFLOAT || t == DataType::kHALF;

@@ -67,8 +67,10 @@ IPluginV3* TalkingHeadsAttentionPlugin::clone() noexcept
 {
     try
     {
-        auto* p = new TalkingHeadsAttentionPlugin(mAttrs);
-        p->mMaxSmem = mMaxSmem;
+        // Everything, as NVIDIA's V3 plugins do: a clone may be enqueued without its own
+        // onShapeChange. The serialized field list points into the source: rebuilt on demand.
+        auto* p = new TalkingHeadsAttentionPlugin(*this);
+        p->mSerialized.clear();
         return p;
     }
     CAIT_CATCH_ALL(kPlugin, nullptr);
@@ -131,6 +133,7 @@ int32_t TalkingHeadsAttentionPlugin::configurePlugin(
         int64_t const lastDim = in[0].desc.dims.d[2] >= 0 ? in[0].desc.dims.d[2] : maxDims.d[2];
         int32_t const d = headSizeOf(lastDim);
         checkFits(maxDims.d[1], d); // the largest N of the profile must fit, not just the optimum
+        checkMaxBatch(maxDims.d[0]);
         return 0;
     }
     CAIT_CATCH_ALL(kPlugin, -1);
@@ -221,9 +224,20 @@ int32_t TalkingHeadsAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, 
     {
         check(inputDesc != nullptr && outputDesc != nullptr && inputs != nullptr && outputs != nullptr,
             "null descriptors or buffers");
-        check(mPrepared, "enqueue before onShapeChange");
         Dims const& dims = inputDesc[0].dims;
-        check(dims.nbDims == 3 && dims.d[0] <= INT32_MAX && dims.d[1] <= INT32_MAX, "qkv must be (B, N, 3C)");
+        check(dims.nbDims == 3 && dims.d[0] >= 0 && dims.d[1] >= 0, "qkv must be (B, N, 3C)");
+        if (dims.d[0] == 0 || dims.d[1] == 0)
+        {
+            return 0; // an empty batch: nothing to compute, nothing to launch
+        }
+        check(dims.d[0] <= kMaxBatch && dims.d[1] <= INT32_MAX,
+            "batch " + std::to_string(dims.d[0]) + " exceeds the kernels' limit of " + std::to_string(kMaxBatch));
+        if (!mPrepared)
+        {
+            // Not a precondition: TensorRT may enqueue a clone whose own onShapeChange never ran
+            // (NVIDIA's V3 plugins do not gate on it). Doing its work here is no stream work.
+            check(onShapeChange(inputDesc, 1, outputDesc, 1) == 0, "shape check failed (see above)");
+        }
         TalkingHeadsParams& p = mParams;
         p.batch = static_cast<int32_t>(dims.d[0]);
         p.tokens = static_cast<int32_t>(dims.d[1]);

@@ -1,4 +1,5 @@
-// IPluginV3 for CaitTalkingHeadsAttention (design §2). One source for TensorRT 10.3 .. 11.x.
+// IPluginV3 for CaitTalkingHeadsAttention (contract: pipeline/contract/specs.py and the README).
+// One source for TensorRT 10.3 .. 11.x.
 #pragma once
 
 #include "common/pluginUtils.h"
@@ -75,8 +76,8 @@ private:
 
     TalkingHeadsAttributes mAttrs;
     TalkingHeadsParams mParams{}; // attrs in the kernel's layout; shapes filled in per enqueue
-    size_t mMaxSmem{0};           // device opt-in limit, queried in configure/onShapeChange
-    bool mPrepared{false};
+    size_t mMaxSmem{0};           // device opt-in limit, queried on first use
+    bool mPrepared{false};        // kernels opted in to mMaxSmem (copied by clone)
     FieldList mSerialized;
 };
 
