@@ -17,7 +17,7 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	touch $@
 
 # timm goes in with --no-deps: its declared torchvision would pull the CUDA build of torch
-# (see tests/timm_support.py).
+# (see tests/support/timm.py).
 $(VENV)/.test: $(VENV)/.runtime
 	$(BIN)/pip install -q -e ".[test]"
 	$(BIN)/pip install -q --no-deps "$(TIMM)"

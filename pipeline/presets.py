@@ -110,11 +110,6 @@ _FIXTURES = [
 PRESETS: dict[str, Preset] = {p.name: p for p in _ZOO + _FIXTURES}
 
 
-def register(preset: Preset) -> Preset:
-    PRESETS[preset.name] = preset
-    return preset
-
-
 def get_preset(name: str, depth: int | None = None) -> Preset:
     if name not in PRESETS:
         close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.4)

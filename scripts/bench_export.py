@@ -39,8 +39,8 @@ def _latency_child(model: str, out: str, runs: int, threads: int) -> dict:
 import json, time, numpy as np, paddle
 paddle.set_num_threads({threads}) if hasattr(paddle, 'set_num_threads') else None
 from pipeline.presets import get_preset
-from pipeline.onnx_io import cpu_session
-from pipeline.stages.export import build_paddle_model
+from pipeline.onnx_io import ort_session
+from pipeline.models import load_model
 from pipeline.numerics import sample_images
 p = get_preset({model!r}); x = sample_images(1, p.img_size)
 def med(f):
@@ -48,9 +48,9 @@ def med(f):
     for _ in range({runs}):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return float(np.median(ts))
-sess = cpu_session({out!r} + '/model.onnx', threads={threads})
+sess = ort_session({out!r} + '/model.onnx', threads={threads})
 ort_ms = med(lambda: sess.run(['logits'], {{'image': x}})) * 1e3
-m, _ = build_paddle_model(p, None); xt = paddle.to_tensor(x)
+m, _ = load_model(p, None); xt = paddle.to_tensor(x)
 with paddle.no_grad():
     pd_ms = med(lambda: m(xt).numpy()) * 1e3
 from paddle.inference import Config, create_predictor

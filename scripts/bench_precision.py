@@ -8,7 +8,7 @@
            Each count runs in a fresh process, so peak RSS is comparable: it must not grow with
            the number of images (statistics are streamed, one batch alive at a time).
 - fp16:    wall time of `build --fp16` for cait_s_36_384 (goal ≤ 120 s on 2 cores), and of the
-           stage chain export + fuse + to_fp16 alone (the part this issue owns).
+           stage chain export + fuse + to_fp16 alone (the CPU part of a build).
 - latency: ONNX Runtime CPU latency, fp32 vs int8, cait_xxs_24, batch 1 and 8 (median of runs,
            2 threads, one process per model: engines are benchmarked in separate processes).
            int8 twice: rest fp16 (the TensorRT model; ORT CPU lacks most fp16 kernels and
@@ -56,9 +56,11 @@ def _peak_rss_mb() -> float:
 def worker_calib(src: str, data: str, images: int) -> dict:
     import onnx
 
+    from pipeline.contract.reference import runnable
     from pipeline.data import ImageFolderDataset, split_calib_parity
+    from pipeline.onnx_io import image_input
     from pipeline.stages.calibrate import calibrate
-    from pipeline.stages.quantize import input_size, parity_count, prepare, quantizable, runnable
+    from pipeline.stages.quantize import parity_count, prepare, quantizable
 
     ds = ImageFolderDataset.from_dir(data)
     calib = split_calib_parity(ds.samples, images, parity_count(len(ds), 256)).calib
@@ -71,7 +73,7 @@ def worker_calib(src: str, data: str, images: int) -> dict:
         Path(src),
         acts,
         calib,
-        input_size(model),
+        image_input(model).size,
         cache=None,
         data_hash="bench",
         progress=False,
@@ -89,9 +91,9 @@ def worker_calib(src: str, data: str, images: int) -> dict:
 def worker_latency(path: str, batch: int, runs: int) -> dict:
     import numpy as np
 
-    from pipeline.onnx_io import cpu_session
+    from pipeline.onnx_io import ort_session
 
-    sess = cpu_session(Path(path), threads=2)
+    sess = ort_session(Path(path), threads=2)
     x = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
     name = sess.get_inputs()[0].name
     for _ in range(2):
@@ -122,7 +124,7 @@ def _xxs24(work: Path) -> Path:
 def _images(work: Path, n: int = 1000) -> Path:
     d = work / "jpegs"
     if not d.exists() or len(list(d.iterdir())) < n:
-        from pipeline.data.synthetic import write_synthetic_imagenet
+        from tests.support.synthetic import write_synthetic_imagenet
 
         write_synthetic_imagenet(d, n, size=256, num_classes=20)
     return d

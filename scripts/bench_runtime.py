@@ -11,7 +11,7 @@ Artifacts are found under --root (searched recursively; override with --fp32/--f
 - ORT fp32 fast:    a model.fused.onnx without plugin nodes (build --attention onnx)
 - ORT int8:         a model.int8.onnx without plugin nodes (build --int8 --attention onnx)
 Missing ones are skipped with a note. Numbers are wall-clock medians; on shared CPUs expect
-±30 % noise (design §8): compare ratios from one run, not numbers across runs.
+±30 % noise on shared machines: compare ratios from one run, not numbers across runs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ REFERENCE = "paddle-inference"
 def plugin_free(path: Path) -> bool:
     import onnx
 
-    from pipeline.plugin_specs import SPECS
+    from pipeline.contract import SPECS
 
     m = onnx.load(str(path), load_external_data=False)
     return not any(n.op_type in SPECS for n in m.graph.node)

@@ -4,11 +4,11 @@
 Why: no ImageNet-trained CaiT weights exist here, and FP16/INT8 accuracy drops measured on a random
 model are noise. This gives a small CaiT with real, confident predictions on a real held-out split.
 
-    .venv/bin/python scripts/train_digits.py            # writes pipeline/fixtures/cait_digits.*
+    .venv/bin/python scripts/train_digits.py            # writes tests/fixtures/cait_digits.*
 
 Determinism: fixed seeds for init, shuffling and augmentation, and one CPU thread by default
 (multi-threaded reductions may sum in a different order from run to run). The split is the fixed
-stratified 80/20 of `pipeline.data.digits` (seed 0); the held-out 20 % is never trained on.
+stratified 80/20 of `tests.support.digits` (seed 0); the held-out 20 % is never trained on.
 Cost: 20 epochs of 1437 images, ~35-70 s each on 2 shared CPU cores (Paddle dygraph), 98.9 %.
 """
 
@@ -53,7 +53,7 @@ def parse_args(argv=None):
         default=None,
         help="use only the first N training images (quick determinism checks)",
     )
-    p.add_argument("--out", type=Path, default=ROOT / "pipeline" / "fixtures")
+    p.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures")
     p.add_argument(
         "--min-accuracy",
         type=float,
@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from pipeline.artifacts import atomic_path, sha256_file, write_json_atomic
-    from pipeline.data.digits import HELDOUT_FRACTION, SPLIT_SEED, load_digits_split
     from pipeline.models import build_model
     from pipeline.presets import get_preset
+    from tests.support.digits import HELDOUT_FRACTION, SPLIT_SEED, load_digits_split
 
     paddle.set_device("cpu")
     preset = get_preset("cait_digits")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.trt.versions import DEFAULT_TARGET, TARGETS
-
-HELP = "statically check an ONNX model against a TensorRT release's ONNX parser"
+from pipeline.errors import UserError
+from pipeline.trt.check import check_onnx, parser_table
+from pipeline.trt.versions import DEFAULT_TARGET, TARGETS, normalize_target
 
 
 def add_arguments(p):
@@ -18,9 +18,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pipeline.errors import UserError
-    from pipeline.trt.check import check_onnx, parser_table
-    from pipeline.trt.versions import normalize_target
 
     target = normalize_target(args.trt)
     problems = check_onnx(args.onnx, trt=target)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.commands.common import add_model_args, preset_from_args
+from pipeline.artifacts import find_artifact, write_json_atomic
+from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
+from pipeline.data import ImageFolderDataset, class_balanced_sample, iter_batches
 from pipeline.errors import UserError
+from pipeline.parity.metrics import topk_hits
+from pipeline.runners import open_runner
 
-HELP = "top-1/top-5 accuracy of one stage (paddle, onnx, fused, fp16, int8, engine) on a folder"
+BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "engine")
 
 
 def add_arguments(p):
-    from pipeline.parity.backends import BACKENDS
-
     add_model_args(
         p, out_help="artifact directory (default: engines/<model>/<precision>, then …/fp32)"
     )
@@ -46,11 +48,6 @@ def add_arguments(p):
 def run(args) -> int:
     from tqdm import tqdm
 
-    from pipeline.commands.quantize import artifact_dirs
-    from pipeline.data import ImageFolderDataset, class_balanced_sample, iter_batches
-    from pipeline.parity.backends import find_artifact, open_stage
-    from pipeline.parity.metrics import topk_hits
-
     preset = preset_from_args(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
@@ -65,9 +62,9 @@ def run(args) -> int:
     if args.limit and args.limit < len(samples):
         samples = sorted(class_balanced_sample(samples, args.limit, seed=0), key=lambda s: s.path)
     prefer = {"fp16": "fp16", "int8": "int8"}.get(args.backend, "fp32")
-    dirs = artifact_dirs(args, preset, prefer)
+    dirs = dirs_from_args(args, preset, prefer)
     path = None if args.backend == "paddle" else find_artifact(args.backend, dirs)
-    stage = open_stage(
+    stage = open_runner(
         args.backend, path, preset=preset, weights=args.weights, plugins=args.plugins
     )
 
@@ -107,8 +104,6 @@ def run(args) -> int:
         **result,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    from pipeline.artifacts import write_json_atomic
-
     dst = (
         Path(args.json)
         if args.json

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-HELP = (
-    "fuse CaiT attention in an ONNX model: IN.onnx → OUT.onnx (plugin nodes, or the "
-    "plugin-free fast path with --attention onnx); prints rewrites per pass"
-)
+from pipeline.stages.fuse import fuse
 
 
 def add_arguments(p):
@@ -37,8 +34,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pipeline.stages.fuse import fuse
-
     fuse(
         args.input,
         args.output,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HELP = "classify images with a TensorRT engine (--engine) or ONNX Runtime (--onnx)"
+from pipeline.runners import classify, open_backend
 
 
 def add_arguments(p):
@@ -21,7 +21,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pipeline.runtime import classify, open_backend
 
     backend = open_backend(
         engine=args.engine,

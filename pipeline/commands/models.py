@@ -6,8 +6,6 @@ import json
 
 from pipeline.presets import PRESETS
 
-HELP = "list the CaiT presets (architecture, exact parameter count, GFLOPs)"
-
 
 def add_arguments(p):
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")

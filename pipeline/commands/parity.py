@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pipeline.commands.common import add_model_args, preset_from_args
-
-HELP = (
-    "compare every stage in the artifact directory with Paddle (agreement, |Δlogit|, "
-    "accuracy with labels); exit 1 on a threshold violation"
-)
+from pipeline.artifacts import EXPORTED
+from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
+from pipeline.errors import UserError
+from pipeline.stages.parity import parity_ladder
 
 
 def add_arguments(p):
@@ -45,15 +43,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pipeline.commands.quantize import artifact_dirs
-    from pipeline.errors import UserError
-    from pipeline.stages.parity import parity_ladder
-
     preset = preset_from_args(args)
-    dirs = artifact_dirs(args, preset, "int8")
-    out = next(
-        (d for d in dirs if (d / "model.onnx").exists() or any(d.glob("model.*.onnx"))), None
-    )
+    dirs = dirs_from_args(args, preset, "int8")
+    out = next((d for d in dirs if (d / EXPORTED).exists() or any(d.glob("model.*.onnx"))), None)
     if out is None:
         raise UserError(
             f"no artifacts for {preset.name} in {', '.join(map(str, dirs))}: "

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.errors import UserError
+import onnx
 
-HELP = "profile an engine with trtexec: images/s, GPU time percentiles, time per CaiT block kind"
+from pipeline.artifacts import write_json_atomic
+from pipeline.errors import UserError
+from pipeline.trt import profile as prof
+from pipeline.trt.guard import find_engine_record
+from pipeline.trt.trtexec import profile_command, quote
+from pipeline.trt.versions import normalize_target
 
 
 def add_arguments(p):
@@ -32,12 +38,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import onnx
-
-    from pipeline.artifacts import write_json_atomic
-    from pipeline.runtime.guard import find_engine_record
-    from pipeline.trt import profile as prof
-    from pipeline.trt.trtexec import profile_command, quote
 
     engine = Path(args.engine)
     out = Path(args.out) if args.out else engine.with_name(engine.name + ".profile")
@@ -101,10 +101,6 @@ def run(args) -> int:
 
 def _trtexec_target(exe: str) -> str:
     """trtexec prints `[TensorRT v100300]` (major*10000 + minor*100 + patch) in its banner."""
-    import re
-
-    from pipeline.trt.versions import normalize_target
-
     res = subprocess.run([exe, "--help"], capture_output=True, text=True)
     m = re.search(r"TensorRT v(\d+)", res.stdout + res.stderr)
     if not m:

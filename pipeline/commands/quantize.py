@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.commands.common import add_model_args, preset_from_args
+from pipeline.artifacts import EXPORTED, FUSED, INT8
+from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
 from pipeline.errors import UserError
-
-HELP = (
-    "calibrate on a folder of images and write DIR/model.int8.onnx (explicit Q/DQ for "
-    "TensorRT; statistics cached in DIR/calib.json)"
-)
+from pipeline.stages.quantize import to_int8
 
 
 def add_arguments(p):
@@ -51,18 +48,7 @@ def add_arguments(p):
     )
 
 
-def artifact_dirs(args, preset, prefer: str) -> list[Path]:
-    """Where a command looks for artifacts: --out, else engines/<name>/<prefer|fp32|fp16|int8>."""
-    if args.out:
-        return [Path(args.out)]
-    name = preset.name if args.depth is None else f"{preset.name}_d{preset.depth}"
-    order = [prefer] + [p for p in ("fp32", "fp16", "int8") if p != prefer]
-    return [Path("engines") / name / p for p in order]
-
-
 def run(args) -> int:
-    from pipeline.stages.quantize import to_int8
-
     if not args.calib_data:
         raise UserError("--calib-data DIR is required: a folder of images to calibrate on")
     preset = preset_from_args(args)
@@ -71,8 +57,8 @@ def run(args) -> int:
         out = Path(args.out) if args.out else src.parent
     else:
         src = None
-        for d in artifact_dirs(args, preset, "int8"):
-            for name in ("model.fused.onnx", "model.onnx"):
+        for d in dirs_from_args(args, preset, "int8"):
+            for name in (FUSED, EXPORTED):
                 if (d / name).exists():
                     src, out = d / name, d
                     break
@@ -81,12 +67,12 @@ def run(args) -> int:
         if src is None:
             raise UserError(
                 f"no model.fused.onnx or model.onnx for {preset.name} in "
-                f"{', '.join(map(str, artifact_dirs(args, preset, 'int8')))}: run "
+                f"{', '.join(map(str, dirs_from_args(args, preset, 'int8')))}: run "
                 "export/fuse first or pass --src"
             )
     rec = to_int8(
         src,
-        out / "model.int8.onnx",
+        out / INT8,
         calib_data=args.calib_data,
         labels=args.labels,
         images=args.calib_images,
@@ -99,7 +85,7 @@ def run(args) -> int:
     )
     c = rec["calibration"]
     print(
-        f"int8: {out / 'model.int8.onnx'} — {rec['quantized_nodes']} nodes quantized, "
+        f"int8: {out / INT8} — {rec['quantized_nodes']} nodes quantized, "
         f"{args.calib_method} over {c['images_used']} images (cache {c['cache']})"
     )
     return 0

@@ -52,10 +52,16 @@ class ImageFolderDataset:
             raise UserError(f"data directory {root} does not exist")
         if not root.is_dir():
             raise UserError(f"data path {root} is not a directory (expected a folder of images)")
-        if labels is not None:
-            ds = _from_list(root, Path(labels).expanduser())
-        else:
-            ds = _from_folders(root) or _from_flat(root)
+        try:
+            if labels is not None:
+                ds = _from_list(root, Path(labels).expanduser())
+            else:
+                ds = _from_folders(root) or _from_flat(root)
+        except PermissionError as e:
+            raise UserError(
+                f"cannot read data directory {root}: {e.strerror} "
+                f"({e.filename}); fix its permissions or pass another folder"
+            ) from None
         log.info("data: %s", ds.describe())
         return ds
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.numerics import compare
 
 # Thresholds are data (a JSON file can replace any of them): stage → {check: limit}.
 #   min_top1_agreement  top-1 agreement with Paddle, fraction
@@ -59,24 +60,7 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def stage_figures(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None) -> dict:
-    ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
-    diff = np.abs(ref64 - out64)
-    cos = np.sum(ref64 * out64, 1) / (
-        np.linalg.norm(ref64, axis=1) * np.linalg.norm(out64, axis=1) + 1e-30
-    )
-    k = min(5, ref.shape[1])
-    t5r = np.argsort(-ref, axis=1)[:, :k]
-    t5o = np.argsort(-out, axis=1)[:, :k]
-    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(t5r, t5o)])
-    fig = {
-        "images": int(len(ref)),
-        "top1_agreement": float(np.mean(ref.argmax(1) == out.argmax(1))),
-        "top5_overlap": float(overlap),
-        "max_abs": float(diff.max()),
-        "mean_abs": float(diff.mean()),
-        "cosine_mean": float(cos.mean()),
-        "cosine_min": float(cos.min()),
-    }
+    fig = {"images": int(len(ref)), **compare(ref, out)}
     if labels is not None:
         fig.update(accuracy(out, labels))
     return fig

@@ -6,7 +6,7 @@ Matched structurally: `Mul(γ, Add(MatMul(h, W), b))` with γ constant of C elem
 the last axis only, the linear's output read only by that Mul, and the Mul's output feeding an
 Add (the residual). Both the attention projection and the MLP's fc2 qualify.
 
-γ marker (read by the FP16 stage, design §4): γ starts at 1e-5 / 1e-6, below fp16's smallest
+γ marker (read by the FP16 stage, see docs/precision.md): γ starts at 1e-5 / 1e-6, below fp16's smallest
 normal (6.1e-5), so W·γ and b·γ may flush to zero in fp16. Every folded node is marked three ways:
 - the MatMul and the Add node each get `doc_string = "cait.folded_gamma"` followed by a JSON
   object on the same line: {"gamma_min_abs", "gamma_max_abs", "weight", "bias"} (initializer

@@ -9,7 +9,7 @@ read alike):
     v (B, T, C) → Reshape (.., .., H, d) → Transpose(0, 2, 1, 3) = v'
     → Transpose(0, 2, 1, 3) → Reshape (.., 1, C)
 
-The fused node reads q, k, v as they leave their linears (design §2) and writes the head-merge
+The fused node reads q, k, v as they leave their linears (the fused-op contract) and writes the head-merge
 tensor; interior tensors must be private to the subgraph or the match is refused.
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
+from pipeline.contract import CLASS_ATTENTION, DOMAIN, node_attrs
 from pipeline.passes.match import Refused, dim, private_chain, producer, rank, split_const
-from pipeline.passes.plugin_attrs import CLASS_ATTENTION, DOMAIN, node_attrs
 
 NAME = "fuse_class_attention"
 
@@ -67,7 +67,7 @@ def match(graph, merge):
         return None
     (q_in, h, one), (k_in, hk, _), (v_in, hv, _) = views
     # The q view (B, 1, H, d) proves a single query even where shape inference lost q's own
-    # shape (paddle2onnx's class-token Expand, design §8).
+    # shape (paddle2onnx's class-token Expand).
     if h is None or h != hk or h != hv or one != 1:
         return None
     private_chain(graph, interior, nodes)

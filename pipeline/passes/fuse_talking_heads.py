@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from pipeline.contract import DOMAIN, TALKING_HEADS, node_attrs
 from pipeline.passes.match import Refused, const, dim, private_chain, producer, rank, split_const
-from pipeline.passes.plugin_attrs import DOMAIN, TALKING_HEADS, node_attrs
 
 NAME = "fuse_talking_heads"
 
@@ -109,7 +109,7 @@ def match(graph, merge):
     if any(g.inputs[0] is not split for g in gathers) or any(i is None or i.size != 1 for i in idx):
         return None
     if [int(i.reshape(())) for i in idx] != [0, 1, 2]:
-        return None  # q, k, v must sit at 0, 1, 2 of the (3, H, d) layout (design §2)
+        return None  # q, k, v must sit at 0, 1, 2 of the (3, H, d) layout of the contract
     tr = producer(split, "Transpose", perm=[2, 0, 3, 1, 4])
     rs = producer(tr.inputs[0], "Reshape") if tr is not None else None
     if rs is None or rank(rs.outputs[0]) != 5 or dim(rs.outputs[0], 2) != 3:
@@ -124,8 +124,10 @@ def match(graph, merge):
         "qkv": rs.inputs[0],
         "out": merge.outputs[0],
         "nodes": nodes,
+        # limits are the fuse stage's call: a node past them can still be lowered to ONNX
         "attrs": node_attrs(
             TALKING_HEADS,
+            check_limits=False,
             num_heads=int(heads),
             scale=scale,
             pre_weight=[float(x) for x in m_pre.reshape(-1)],

@@ -84,10 +84,6 @@ def linear(t):
     return None
 
 
-def consumers(t) -> list:
-    return list(t.outputs)
-
-
 def private_chain(graph, interior: Iterable, nodes: Iterable) -> None:
     """Raise Refused if a tensor of `interior` is a graph output or read outside `nodes`."""
     nodes = {id(n) for n in nodes}

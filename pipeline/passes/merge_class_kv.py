@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from pipeline.contract import CLASS_ATTENTION, DOMAIN
 from pipeline.passes.match import linear, new_const
-from pipeline.passes.plugin_attrs import CLASS_ATTENTION, DOMAIN
 
 NAME = "merge_class_kv"
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from pipeline.passes.reference import attach_reference_functions
+from pipeline.contract.reference import attach_reference_functions
 from pipeline.passes.skeleton import model_inputs, skeleton
 
 _FLOAT = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
@@ -33,7 +33,7 @@ def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
     del m.graph.value_info[:]
     m = onnx.shape_inference.infer_shapes(m, data_prop=True)
     # With the batch fixed every Shape is static: folding resolves what data propagation cannot
-    # (paddle2onnx's class-token Expand goes through Max of shapes, design §8).
+    # (paddle2onnx's class-token Expand goes through Max of shapes).
     import onnx_graphsurgeon as gs
 
     g = gs.import_onnx(m)
@@ -124,7 +124,7 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Fusion report: {report['source']}",
         "",
-        f"attention: `{report['attention']}`, output: `{report['output']}`",
+        f"plain-ONNX ops: `{', '.join(report['lowered']) or 'none'}`, output: `{report['output']}`",
         "",
         "| pass | rewrites | seconds |",
         "|---|---:|---:|",

@@ -1,7 +1,7 @@
 """sanitize: remove Identity nodes, fold constants, drop arithmetic no-ops.
 
 paddle2onnx emits hundreds of Identity nodes (361 in xxs_24), keeps weights as Constant nodes and
-writes the attention scale as `Mul(q, s) + 0.0` (design §8); timm's export routes initializers
+writes the attention scale as `Mul(q, s) + 0.0` (paddle2onnx 2.1.0); timm's export routes initializers
 through Identity too and computes the SDPA scale from `Shape`. After this pass every weight is an
 initializer, every shape-derived constant is folded (onnx-graphsurgeon's `fold_constants`, which
 evaluates constant subgraphs with ONNX Runtime; `fold_shapes` folds Shape→Gather/Slice of static

@@ -11,7 +11,8 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-LARGE = 4096  # elements: above this an initializer is a weight, not shape arithmetic
+from pipeline.onnx_io import is_large
+
 INPUTS_KEY = "skeleton.graph_inputs"  # how many leading graph inputs are the model's own
 
 
@@ -23,16 +24,13 @@ def model_inputs(model: onnx.ModelProto) -> list:
     return real if n is None else real[:n]
 
 
-def skeleton(model: onnx.ModelProto, large: int = LARGE) -> onnx.ModelProto:
+def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """Idempotent: the skeleton of a skeleton is itself."""
     g = model.graph
     own = model_inputs(model)
     small, weights = [], []
     for t in g.initializer:
-        n = 1
-        for d in t.dims:
-            n *= d
-        if n > large:
+        if is_large(t):
             weights.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
         else:
             small.append(t)

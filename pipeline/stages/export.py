@@ -1,7 +1,7 @@
 """Export stage: Paddle CaiT → `model.onnx` via `paddle.jit.save` + paddle2onnx, checked by ORT.
 
 Why paddle2onnx (not a hand-written exporter): it is Paddle's official ONNX path and what users
-of Paddle Inference already trust. Two traps (design §8) are handled here:
+of Paddle Inference already trust. Two traps (measured with paddle2onnx 2.1.0) are handled here:
 - paddle2onnx forces `POLYGRAPHY_AUTOINSTALL_DEPS=1` before running Polygraphy's constant folding,
   which could pip-install packages behind the user's back, and that folding is what drives
   cait_m_48_448 to 13 GB. We pass `optimize_tool=None`, keep Polygraphy's auto-install off, and
@@ -23,23 +23,25 @@ import time
 from pathlib import Path
 
 from pipeline.artifacts import (
+    EXPORTED,
+    PADDLE_DIR,
+    StageRecord,
     ensure_writable_dir,
+    finish,
     onnx_hash,
-    record_stage,
+    reuse,
     save_onnx,
     sha256_file,
-    stage_is_fresh,
 )
 from pipeline.errors import UserError
-from pipeline.numerics import compare, sample_images
-from pipeline.onnx_io import cpu_session
+from pipeline.numerics import PARITY_BATCHES, PARITY_TOL, compare, sample_images
+from pipeline.onnx_io import ort_session
 from pipeline.presets import Preset
+from pipeline.weights import checkpoint_path
 
 log = logging.getLogger(__name__)
 
 OPSET_MIN, OPSET_MAX = 13, 20
-PARITY_TOL = 1e-4
-PARITY_BATCHES = (1, 3)
 
 
 def validate_opset(opset: int) -> int:
@@ -49,24 +51,6 @@ def validate_opset(opset: int) -> int:
             f"(TensorRT 10.3 on Jetson parses opsets up to 20)"
         )
     return opset
-
-
-def build_paddle_model(preset: Preset, weights: str | None, seed: int = 0):
-    """The Paddle reference model, weights loaded (or random with a visible warning)."""
-    from pipeline.models import build_model
-    from pipeline.weights import load_weights
-
-    model = build_model(preset, seed=seed)
-    if weights:
-        provenance = load_weights(model, weights)
-    else:
-        log.warning(
-            "warning: no --weights given: random initialisation (seed %d) — accuracy is "
-            "meaningless, numerical parity still holds",
-            seed,
-        )
-        provenance = {"path": None, "random_seed": seed}
-    return model, provenance
 
 
 @contextlib.contextmanager
@@ -193,7 +177,7 @@ def reference_logits(model, preset: Preset, batches=PARITY_BATCHES, seed: int = 
 
 def onnx_parity(onnx_path: Path, refs: dict) -> dict:
     """ONNX Runtime against the stored Paddle logits, per batch size."""
-    sess = cpu_session(onnx_path)
+    sess = ort_session(onnx_path)
     return {
         f"batch{b}": compare(ref, sess.run(["logits"], {"image": x})[0])
         for b, (x, ref) in refs.items()
@@ -209,23 +193,23 @@ def export(
     seed: int = 0,
     tol: float = PARITY_TOL,
     force: bool = False,
-) -> Path:
-    """Stage: preset (+weights) → `out_dir/model.onnx`, verified against Paddle; returns the path."""
+) -> StageRecord:
+    """Stage: preset (+weights) → `out_dir/model.onnx`, verified against Paddle."""
+    from pipeline.models import load_model  # Paddle: imported only when the stage runs
+
     validate_opset(opset)
     out_dir = Path(out_dir)
-    dst = out_dir / "model.onnx"
-    from pipeline.weights import checkpoint_path
-
+    dst = out_dir / EXPORTED
     inputs = {"weights": sha256_file(checkpoint_path(weights)) if weights else f"random:{seed}"}
     settings = {"preset": preset.as_dict(), "opset": opset}
-    if not force and stage_is_fresh(out_dir, "export", inputs, settings, [dst]):
-        log.info("export: up to date (%s)", dst)
-        return dst
+    fresh = reuse(out_dir, "export", inputs, settings, {EXPORTED: dst}, force)
+    if fresh:
+        return fresh
 
     t0 = time.perf_counter()
-    model, provenance = build_paddle_model(preset, weights, seed)
+    model, provenance = load_model(preset, weights, seed)
     ensure_writable_dir(out_dir)  # after the weights are known good: no empty folder on bad input
-    paddle_dir = out_dir / "paddle"
+    paddle_dir = out_dir / PADDLE_DIR
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as work:
         work = Path(work)
         refs = reference_logits(model, preset, seed=seed)
@@ -251,19 +235,6 @@ def export(
         shutil.copytree(work, paddle_dir, ignore=shutil.ignore_patterns("*.onnx", "onnx"))
         paddle_dir.chmod(0o755)  # copytree keeps TemporaryDirectory's private 0700
     seconds = time.perf_counter() - t0
-    record_stage(
-        out_dir,
-        "export",
-        {
-            "inputs": inputs,
-            "settings": settings,
-            "weights": provenance,
-            "outputs": {"model.onnx": onnx_hash(dst)},
-            "parity": figures,
-            "tolerance": tol,
-            "seconds": round(seconds, 1),
-        },
-    )
     log.info(
         "export: %s (opset %d) — parity max |Δlogit| %.2e at batch %s (≤ %g) in %.1f s",
         dst,
@@ -273,4 +244,17 @@ def export(
         tol,
         seconds,
     )
-    return dst
+    return finish(
+        out_dir,
+        "export",
+        {
+            "inputs": inputs,
+            "settings": settings,
+            "weights": provenance,
+            "outputs": {EXPORTED: onnx_hash(dst)},
+            "parity": figures,
+            "tolerance": tol,
+            "seconds": round(seconds, 1),
+        },
+        {EXPORTED: dst},
+    )

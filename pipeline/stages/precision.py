@@ -4,12 +4,13 @@ Why our own converter rather than onnxconverter-common's `convert_float_to_float
 - Strong typing (TensorRT 11, `STRONGLY_TYPED` on 10.x) runs every op in its inputs' dtype, so the
   graph must say exactly where fp32 is computed. We decide per *node* (fp16 or fp32) and insert an
   explicit Cast wherever a tensor meets a node of the other dtype; nothing is left to the builder.
-- LayerNorm must be computed in fp32 (design §4). onnxconverter-common's block list does the
+- LayerNorm must be computed in fp32 (the precision policy, docs/precision.md).
+  onnxconverter-common's block list does the
   same in spirit, but it also clamps initializers into fp16 range silently (1e-7…1e4) instead of
   keeping them fp32, which would flush folded LayerScale weights (γ = 1e-5…1e-6) — the very thing
-  §4 tells us to keep. We keep those initializers fp32, run their node in fp32, and say so in the
+  the policy tells us to keep. We keep those initializers fp32, run their node in fp32, and say so in the
   manifest.
-- It leaves constants inside local-function bodies fp32 (design §8: ORT then refuses the model),
+- It leaves constants inside local-function bodies fp32 (ORT then refuses the model),
   and it has no notion of our plugin nodes (they must see fp16 I/O). We never touch function
   bodies; plugin nodes are plain nodes computed in fp16.
 - The same typing core is reused by the INT8 stage (`pipeline/stages/quantize.py`), which needs
@@ -33,15 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (
-    onnx_hash,
-    read_manifest,
-    record_stage,
-    save_onnx,
-    stage_is_fresh,
-)
+from pipeline.artifacts import StageRecord, finish, onnx_hash, reuse, save_onnx
+from pipeline.errors import UserError
 from pipeline.onnx_io import load_onnx
-from pipeline.plugin_specs import SPECS
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +46,6 @@ FP16_MAX = 65504.0
 REL_ERR_MAX = 1e-3  # fp16 rounding of normal values gives ≈ 3e-4 (rms relative)
 FLUSH_FRACTION_MAX = 0.01  # more than 1 % of non-zero weights rounding to 0 → keep fp32
 FP32_OPS = {"LayerNormalization"}
-PLUGIN_OPS = frozenset(SPECS)  # the fused ops (plugin_specs mirrors the C++ creators)
 # Ops whose float outputs are not derived from float inputs (or which have none).
 _NO_COMPUTE = {"Shape", "Size", "Constant", "ConstantOfShape"}
 # Ops whose outputs are never float whatever their inputs (for the dtype fallback).
@@ -142,8 +136,9 @@ class Typed:
 class Converter:
     """Strongly typed fp16 rewrite of an ONNX ModelProto (in place).
 
-    `pre_hook(node, dtype, inputs) -> inputs` lets the INT8 stage rewrite a node's float inputs
-    (insert Q/DQ) once they are in the node's dtype; it may return new input names.
+    `pre_hook(node, dtype, inputs, new_nodes) -> inputs` lets the INT8 stage rewrite a node's
+    float inputs (insert Q/DQ) once they are in the node's dtype: it may append nodes to
+    `new_nodes` (they run before `node`) and returns the node's new input names.
     """
 
     def __init__(self, model, *, fp16_io: bool = False, pre_hook=None, low: int = F16):
@@ -177,7 +172,7 @@ class Converter:
                 types[vi.name] = vi.type.tensor_type.elem_type
         for init in self.g.initializer:
             types[init.name] = init.data_type
-        # Plugin nodes have no schema (their outputs have input 0's dtype, design §2), and ONNX
+        # Plugin nodes have no schema (their outputs have input 0's dtype, by contract), and ONNX
         # shape inference stops behind them; propagate in node order: an untyped output of a
         # float-computing op has the dtype of its first float input.
         for node in self.g.node:
@@ -215,7 +210,7 @@ class Converter:
             if self.low == F32:
                 reason = None
             elif node.op_type in FP32_OPS:
-                reason = f"{node.op_type} computed in fp32 (design §4)"
+                reason = f"{node.op_type} computed in fp32 (precision policy)"
             else:
                 marked = is_layerscale_folded(node, [inits[i] for i in float_in if i in inits])
                 for i in float_in:
@@ -342,7 +337,7 @@ class Converter:
 
 
 def prepare(model) -> None:
-    """Make node names unique and bypass Identity nodes (paddle2onnx emits hundreds, design §8,
+    """Make node names unique and bypass Identity nodes (paddle2onnx emits hundreds, 361 in xxs_24,
     and they hide which initializer feeds a MatMul). Identity feeding a graph output is kept."""
     g = model.graph
     outputs = {o.name for o in g.output}
@@ -394,7 +389,7 @@ def convert_fp16(model, *, fp16_io: bool = False, pre_hook=None, low: int = F16)
     if model.functions:
         log.info(
             "fp16: model carries %d local functions; their bodies are left as they are "
-            "(they must be dtype-generic, design §8)",
+            "(they must be dtype-generic)",
             len(model.functions),
         )
     return Converter(model, fp16_io=fp16_io, pre_hook=pre_hook, low=low).run()
@@ -402,14 +397,12 @@ def convert_fp16(model, *, fp16_io: bool = False, pre_hook=None, low: int = F16)
 
 def to_fp16(
     src: str | Path, dst: str | Path, *, fp16_io: bool = False, force: bool = False
-) -> dict:
+) -> StageRecord:
     """Stage: fp32 ONNX (`model.onnx` or `model.fused.onnx`) → strongly typed fp16 ONNX.
 
     Returns (and records in dst's manifest under `fp16`) the settings, hashes, counts and the list
     of initializers kept fp32 with their reason. Not re-run when src and settings are unchanged.
     """
-    from pipeline.errors import UserError
-
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise UserError(f"{src} does not exist: run export (and fuse) first")
@@ -421,9 +414,9 @@ def to_fp16(
         "flush_fraction_max": FLUSH_FRACTION_MAX,
         "strict_flush_fraction_max": STRICT_FLUSH_FRACTION_MAX,
     }
-    if not force and stage_is_fresh(dst.parent, "fp16", inputs, settings, [dst]):
-        log.info("fp16: up to date (%s)", dst)
-        return read_manifest(dst.parent)["stages"]["fp16"]
+    fresh = reuse(dst.parent, "fp16", inputs, settings, {dst.name: dst}, force)
+    if fresh:
+        return fresh
     t0 = time.perf_counter()
     model = load_onnx(src)
     info = convert_fp16(model, fp16_io=fp16_io)
@@ -438,7 +431,6 @@ def to_fp16(
         "casts": info.casts,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    record_stage(dst.parent, "fp16", record)
     log.info(
         "fp16: %s — %d nodes fp16, %d fp32 (%d initializers kept fp32), %d casts, %.1f s",
         dst,
@@ -448,11 +440,4 @@ def to_fp16(
         info.casts,
         record["seconds"],
     )
-    return record
-
-
-def to_int8(src: str | Path, dst: str | Path, **settings) -> dict:
-    """The INT8 half of the precision stage (lives in `quantize.py`; re-exported for `build`)."""
-    from pipeline.stages.quantize import to_int8 as _to_int8
-
-    return _to_int8(src, dst, **settings)
+    return finish(dst.parent, "fp16", record, {dst.name: dst})

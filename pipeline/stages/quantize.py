@@ -1,11 +1,11 @@
 """Precision stage, INT8 half: fp32 ONNX → `model.int8.onnx`, explicit Q/DQ as TensorRT wants.
 
-Rules (design §3/§4): symmetric int8, zero point 0; weights per output channel, activations per
+Rules (TensorRT's explicit quantization): symmetric int8, zero point 0; weights per output channel, activations per
 tensor; Q/DQ only on the inputs of Conv, Gemm and weight MatMuls; LayerNorm, Softmax and the
 plugin nodes stay floating point; everything else fp16 (the strongly typed FP16 rewrite of
 `precision.py`, which also keeps LayerNorm and unsafe initializers fp32).
 
-Why not `onnxruntime.quantization.quantize_static` (design §8): it quantizes every op type unless
+Why not `onnxruntime.quantization.quantize_static` (measured on xxs_24): it quantizes every op type unless
 restricted, its "Entropy" with default bins equals MinMax, real entropy needs minutes and GBs per
 handful of images, it produces fp32 Q/DQ around an fp32 graph (we want fp16 everywhere else,
 with Q/DQ in the dtype of the node they feed, which needs opset 19's fp16 scales), and it cannot
@@ -26,17 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (
-    onnx_hash,
-    read_manifest,
-    record_stage,
-    save_onnx,
-    stage_is_fresh,
+from pipeline.artifacts import CALIB_CACHE, StageRecord, finish, onnx_hash, reuse, save_onnx
+from pipeline.contract.reference import runnable
+from pipeline.data import (
+    CorruptImageError,
+    ImageFolderDataset,
+    load_image,
+    manifest_hash,
+    split_calib_parity,
 )
 from pipeline.errors import UserError
-from pipeline.onnx_io import load_onnx
+from pipeline.onnx_io import image_input, load_onnx
 from pipeline.stages import calibrate as cal
-from pipeline.stages.precision import F16, F32, PLUGIN_OPS, convert_fp16, prepare
+from pipeline.stages.precision import F16, F32, convert_fp16, prepare
 
 log = logging.getLogger(__name__)
 
@@ -52,38 +54,6 @@ def parity_count(available: int, parity_images: int = DEFAULT_PARITY_IMAGES) -> 
     the same rule (and seed), which is what keeps the two sets disjoint.
     """
     return max(0, min(parity_images, available // 2))
-
-
-def input_size(model) -> int:
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    if len(dims) != 4 or not dims[3].dim_value:
-        raise UserError("the model's input must be (batch, 3, S, S) with a static S")
-    return int(dims[3].dim_value)
-
-
-def runnable(model):
-    """A copy ORT can run: plugin nodes get their reference decomposition as local functions."""
-    import onnx
-
-    if not any(n.op_type in PLUGIN_OPS for n in model.graph.node):
-        return model
-    try:
-        from pipeline.passes.reference import attach_reference_functions
-    except ImportError:
-        raise UserError(
-            "this model has fused plugin nodes but pipeline.passes.reference is "
-            "missing, so ONNX Runtime cannot run it"
-        ) from None
-    out = attach_reference_functions(model)
-    # Function bodies import the default domain at the exporter's opset; ORT wants them equal.
-    ver = next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx"))
-    for f in out.functions:
-        for o in f.opset_import:
-            if o.domain in ("", "ai.onnx"):
-                o.version = ver
-    if not isinstance(out, onnx.ModelProto):  # pragma: no cover
-        raise TypeError(type(out))
-    return out
 
 
 def quantizable(model) -> dict[str, dict]:
@@ -107,6 +77,12 @@ def quantizable(model) -> dict[str, dict]:
     return found
 
 
+def weight_scale(w: np.ndarray, axis: int) -> np.ndarray:
+    """Symmetric per-channel scale along `axis`: |w|max / 127 (0 for an all-zero channel)."""
+    red = tuple(i for i in range(w.ndim) if i != axis)
+    return np.abs(w).max(axis=red) / 127.0
+
+
 def quantize_weight(
     w: np.ndarray, axis: int, scale_dtype=np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +92,8 @@ def quantize_weight(
     the values we chose (an fp16 scale in the fp16 subnormal range is then merely a slightly
     different scale, not an error).
     """
-    red = tuple(i for i in range(w.ndim) if i != axis)
-    amax = np.abs(w).max(axis=red)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(scale_dtype)
+    s = weight_scale(w, axis)
+    scale = np.where(s > 0, s, 1.0).astype(scale_dtype)
     shape = [1] * w.ndim
     shape[axis] = -1
     q = np.clip(np.rint(w / scale.astype(np.float32).reshape(shape)), -127, 127).astype(np.int8)
@@ -166,8 +141,7 @@ class _QDQ:
         amax = self.act_amax[t["act"]]
         a_scale = np.array(max(amax, 1e-12) / 127.0, np.float32)
         w = self.inits[t["weight"]]
-        red = tuple(i for i in range(w.ndim) if i != t["axis"])
-        w_scale32 = np.abs(w).max(axis=red) / 127.0
+        w_scale32 = weight_scale(w, t["axis"])
         if not (scale_ok(a_scale, np_t) and scale_ok(w_scale32[w_scale32 > 0], np_t)):
             self.skipped[node.name] = (
                 f"scale not representable in {np.dtype(np_t).name} "
@@ -220,6 +194,62 @@ def _bump_opset(model, version: int) -> None:
     model.ir_version = max(model.ir_version, 9)
 
 
+def calibration_set(
+    calib_data,
+    *,
+    labels=None,
+    images: int = 512,
+    method: str = "entropy",
+    seed: int = 0,
+    percentile: float = cal.DEFAULT_PERCENTILE,
+    parity_images: int = DEFAULT_PARITY_IMAGES,
+    rest: str = "fp16",
+    fp16_io: bool = False,
+    probe: int = 4,
+):
+    """Validate the INT8 settings and the calibration folder; return (dataset, calibration
+    samples). Cheap (lists the folder, decodes `probe` images), so `build` calls it before its
+    first stage: a missing, empty or unreadable folder fails in a second, not after export."""
+    if method not in cal.METHODS:
+        raise UserError(f"unknown --calib-method '{method}': use one of {', '.join(cal.METHODS)}")
+    if images < 1:
+        raise UserError(f"--calib-images must be >= 1, got {images}")
+    if rest not in ("fp16", "fp32"):
+        raise UserError(f"rest must be 'fp16' or 'fp32', got {rest!r}")
+    if rest == "fp32" and fp16_io:
+        raise UserError("fp16 I/O needs rest='fp16'")
+    if not 0 < percentile <= 100:
+        raise UserError(f"percentile must be in (0, 100], got {percentile}")
+    ds = ImageFolderDataset.from_dir(calib_data, labels)
+    split = split_calib_parity(ds.samples, images, parity_count(len(ds), parity_images), seed=seed)
+    calib = split.calib
+    if not calib:
+        raise UserError(
+            f"no calibration images left in {calib_data} after setting aside "
+            f"{len(split.parity)} for parity; add images or lower --calib-images"
+        )
+    if len(calib) < images:
+        log.warning("calibrate: only %d images available (asked %d)", len(calib), images)
+    _probe_readable(calib[:probe], calib_data)
+    return ds, calib
+
+
+def _probe_readable(samples, folder) -> None:
+    """UserError when none of `samples` decodes (a folder of broken or unreadable files)."""
+    reasons = []
+    for s in samples:
+        try:
+            load_image(s.path)
+            return
+        except CorruptImageError as e:
+            reasons.append(f"{s.path.name}: {e.reason}")
+    if reasons:
+        raise UserError(
+            f"cannot read the calibration images in {folder} ({'; '.join(reasons[:2])}"
+            "); pass a folder of readable JPEG/PNG images"
+        )
+
+
 def to_int8(
     src: str | Path,
     dst: str | Path,
@@ -237,7 +267,7 @@ def to_int8(
     rest: str = "fp16",
     progress: bool = True,
     force: bool = False,
-) -> dict:
+) -> StageRecord:
     """Stage: fp32 ONNX → explicit-Q/DQ INT8 ONNX (rest fp16), calibrated on `calib_data`.
 
     Calibration images are the class-balanced `images`-sample of `calib_data` disjoint from the
@@ -246,34 +276,22 @@ def to_int8(
     kernels, but has few fp16 CPU kernels); TensorRT wants the default fp16. Statistics are
     cached in `cache` (default: dst's folder / calib.json). Returns the manifest record (`int8`).
     """
-    from pipeline.data import ImageFolderDataset, manifest_hash, split_calib_parity
-
-    if method not in cal.METHODS:
-        raise UserError(f"unknown --calib-method '{method}': use one of {', '.join(cal.METHODS)}")
-    if images < 1:
-        raise UserError(f"--calib-images must be >= 1, got {images}")
-    if rest not in ("fp16", "fp32"):
-        raise UserError(f"rest must be 'fp16' or 'fp32', got {rest!r}")
-    if rest == "fp32" and fp16_io:
-        raise UserError("fp16 I/O needs rest='fp16'")
-    if not 0 < percentile <= 100:
-        raise UserError(f"percentile must be in (0, 100], got {percentile}")
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise UserError(f"{src} does not exist: run export (and fuse) first")
-    cache = Path(cache) if cache is not None else dst.parent / "calib.json"
+    ds, calib = calibration_set(
+        calib_data,
+        labels=labels,
+        images=images,
+        method=method,
+        seed=seed,
+        percentile=percentile,
+        parity_images=parity_images,
+        rest=rest,
+        fp16_io=fp16_io,
+    )
+    cache = Path(cache) if cache is not None else dst.parent / CALIB_CACHE
     t0 = time.perf_counter()
-
-    ds = ImageFolderDataset.from_dir(calib_data, labels)
-    split = split_calib_parity(ds.samples, images, parity_count(len(ds), parity_images), seed=seed)
-    calib = split.calib
-    if not calib:
-        raise UserError(
-            f"no calibration images left in {calib_data} after setting aside "
-            f"{len(split.parity)} for parity; add images or lower --calib-images"
-        )
-    if len(calib) < images:
-        log.warning("calibrate: only %d images available (asked %d)", len(calib), images)
     data_hash = manifest_hash(calib, ds.root)
     inputs = {src.name: onnx_hash(src), "calib_data": data_hash}
     settings = {
@@ -287,13 +305,13 @@ def to_int8(
         "min_gemm_dim": MIN_GEMM_DIM,
         "bins": cal.BINS,
     }
-    if not force and stage_is_fresh(dst.parent, "int8", inputs, settings, [dst]):
-        log.info("int8: up to date (%s)", dst)
-        return read_manifest(dst.parent)["stages"]["int8"]
+    fresh = reuse(dst.parent, "int8", inputs, settings, {dst.name: dst}, force)
+    if fresh:
+        return fresh
 
     model = load_onnx(src)
     prepare(model)
-    size = input_size(model)
+    size = image_input(model).size
     targets = quantizable(model)
     acts = sorted({t["act"] for t in targets.values()})
     hists, calib_meta = cal.calibrate(
@@ -335,7 +353,6 @@ def to_int8(
         "nodes": dict(info.node_dtypes),
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    record_stage(dst.parent, "int8", record)
     log.info(
         "int8: %s — %d nodes with Q/DQ (%s calibration over %d images, cache %s), %.1f s",
         dst,
@@ -345,4 +362,4 @@ def to_int8(
         calib_meta["cache"],
         record["seconds"],
     )
-    return record
+    return finish(dst.parent, "int8", record, {dst.name: dst})

@@ -16,9 +16,11 @@ import logging
 import time
 from pathlib import Path
 
+from pipeline.artifacts import atomic_path, onnx_hash, sha256_file
 from pipeline.errors import UserError
 from pipeline.trt import env
 from pipeline.trt.plugins import load_plugin_library
+from pipeline.trt.settings import DEFAULTS, EngineSettings
 from pipeline.trt.trtexec import parse_size
 
 log = logging.getLogger(__name__)
@@ -76,14 +78,7 @@ def batch_profile(network, batch: tuple[int, int, int]):
 
 
 def build_engine(
-    onnx_path,
-    engine_path,
-    *,
-    plugins=None,
-    batch=(1, 8, 32),
-    workspace="2G",
-    opt_level=3,
-    timing_cache=None,
+    onnx_path, engine_path, *, plugins=None, settings: EngineSettings = DEFAULTS
 ) -> dict:
     """Build and save `engine_path`; return the manifest record (versions, GPU, hashes, settings)."""
     if not env.has_builder():
@@ -95,22 +90,19 @@ def build_engine(
     from polygraphy.backend.trt import CreateConfig, CreateNetwork, EngineBytesFromNetwork
     from polygraphy.exception import PolygraphyException
 
-    from pipeline.artifacts import atomic_path, onnx_hash, sha256_file
-
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    if not (batch[0] <= batch[1] <= batch[2]) or batch[0] < 1:
-        raise UserError(f"--batch must be min:opt:max with 1 ≤ min ≤ opt ≤ max, got {batch}")
+    timing_cache = settings.timing_cache
     lib = load_plugin_library(plugins) if plugins else None
     # TensorRT's own plugins (the parser uses some, e.g. for InstanceNormalization); ours
     # registered themselves with REGISTER_TENSORRT_PLUGIN when the library was loaded.
     trt.init_libnvinfer_plugins(env.trt_logger(), "")
     t0 = time.perf_counter()
     builder, network, parser = network_from_onnx(CreateNetwork(strongly_typed=True)(), onnx_path)
-    profile = batch_profile(network, batch)
+    profile = batch_profile(network, settings.batch)
     config = CreateConfig(
         profiles=[profile],
-        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: parse_size(workspace)},
-        builder_optimization_level=int(opt_level),
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: parse_size(settings.workspace)},
+        builder_optimization_level=settings.opt_level,
         load_timing_cache=str(timing_cache) if timing_cache else None,
         profiling_verbosity=trt.ProfilingVerbosity.DETAILED,  # layer → ONNX node for `profile`
     )
@@ -139,13 +131,7 @@ def build_engine(
         "compute_capability": gpu.get("compute_capability"),
         "plugin_library": {"path": str(lib), "sha256": sha256_file(lib)} if lib else None,
         "input": {"name": inp.name, "shape": list(inp.shape)},
-        "settings": {
-            "batch": list(batch),
-            "workspace": str(workspace),
-            "opt_level": int(opt_level),
-            "timing_cache": str(timing_cache) if timing_cache else None,
-            "strongly_typed": True,
-        },
+        "settings": {**settings.as_record(), "strongly_typed": True},
         "engine_sha256": sha256_file(engine_path),
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -5,10 +5,12 @@ What is checked, per target ("10.3", "10.16", "11.x"; data and sources in `parse
 2. operators: every default-domain op is marked supported in that release's onnx-tensorrt
    `docs/operators.md`; any other op must be one of our plugins (`pipeline.plugin_specs`).
 3. plugin nodes: `plugin_version` and `plugin_namespace` present and equal to the creator's, every
-   field the creator declares present (only declared fields reach the plugin, design §2), and
+   field the creator declares present (only declared fields reach the plugin: the parser drops
+   the others silently), and
    pre/post weights of H·H and biases of H values.
 4. local functions: none named like a plugin node. TensorRT 10.3 imports a local function's body
-   instead of the plugin; ≥10.15 prefers the body unless plugin_namespace is set (design §2).
+   instead of the plugin; ≥10.15 prefers the body unless plugin_namespace is set (onnx-tensorrt
+   ModelImporter; TensorRT CHANGELOG 10.7 and 10.15).
 5. tensor types: only the data types the release lists ("TensorRT supports the following ONNX data
    types" in docs/operators.md). DOUBLE is refused although the parser down-casts it: TensorRT has
    no fp64 type, and under strong typing a silent cast changes the declared precision. UINT8 only
@@ -26,9 +28,10 @@ from pathlib import Path
 
 import onnx
 
+from pipeline.contract import SPECS, limit_violation
 from pipeline.errors import UserError
+from pipeline.onnx_io import is_large
 from pipeline.trt import versions
-from pipeline.trt.plugins import declared_plugins
 
 _DATA = Path(__file__).with_name("parser_ops.json")
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -72,7 +75,7 @@ def check_onnx(path_or_model, trt: str = versions.DEFAULT_TARGET) -> list[Proble
     table = parser_table(trt)
     target = versions.normalize_target(trt)
     model = _load(path_or_model)
-    plugins = declared_plugins()
+    plugins = SPECS
     problems: list[Problem] = []
     problems += _check_opset(model, table, target)
     problems += _check_ops(model, table, target, plugins)
@@ -94,7 +97,7 @@ def _load(path_or_model) -> onnx.ModelProto:
     # Only types and shapes matter here: drop large weight payloads (dims and data_type stay) so
     # that shape inference does not copy hundreds of MB. Small tensors (shape constants) stay.
     for init in model.graph.initializer:
-        if len(init.raw_data) > 4096:
+        if is_large(init):
             init.ClearField("raw_data")
     return model
 
@@ -147,7 +150,7 @@ def _check_ops(model, table, target, plugins) -> list[Problem]:
 def _check_plugin_node(node, name, spec) -> list[Problem]:
     attrs = {a.name: a for a in node.attribute}
     out = []
-    for key, want in (("plugin_version", spec["version"]), ("plugin_namespace", spec["namespace"])):
+    for key, want in (("plugin_version", spec.version), ("plugin_namespace", spec.namespace)):
         a = attrs.get(key)
         if a is None:
             out.append(
@@ -177,40 +180,55 @@ def _check_plugin_node(node, name, spec) -> list[Problem]:
         "float": onnx.AttributeProto.FLOAT,
         "floats": onnx.AttributeProto.FLOATS,
     }
-    for field in spec["fields"]:
-        a = attrs.get(field)
-        want = spec.get("types", {}).get(field)
+    for field in spec.fields:
+        a = attrs.get(field.name)
         if a is None:
             out.append(
                 Problem(
                     "plugin-attr",
-                    f"{node.op_type} lacks attribute {field!r} declared by its creator",
+                    f"{node.op_type} lacks attribute {field.name!r} declared by its creator",
                     name,
                 )
             )
-        elif want in kinds and a.type != kinds[want]:
+        elif a.type != kinds[field.type]:
             out.append(
                 Problem(
                     "plugin-attr",
-                    f"{field} is an ONNX "
+                    f"{field.name} is an ONNX "
                     f"{onnx.AttributeProto.AttributeType.Name(a.type)}, the creator "
-                    f"reads {want} (int→int32, float→float32)",
+                    f"reads {field.type} (int→int32, float→float32)",
                     name,
                 )
             )
     if "num_heads" in attrs and attrs["num_heads"].type == onnx.AttributeProto.INT:
         h = attrs["num_heads"].i
-        for field, rule in spec.get("lengths", {}).items():
-            n = rule if isinstance(rule, int) else {"H*H": h * h, "H": h}[rule]
-            if field in attrs and len(attrs[field].floats) != n:
+        for field in spec.fields:
+            if field.type != "floats" or field.name not in attrs:
+                continue
+            n = (
+                field.length
+                if isinstance(field.length, int)
+                else ({"H*H": h * h, "H": h}[field.length])
+            )
+            if len(attrs[field.name].floats) != n:
                 out.append(
                     Problem(
                         "plugin-shape",
-                        f"{field} has {len(attrs[field].floats)} "
-                        f"values, num_heads={h} needs {n} ({rule})",
+                        f"{field.name} has "
+                        f"{len(attrs[field.name].floats)} values, num_heads={h} needs "
+                        f"{n} ({field.length})",
                         name,
                     )
                 )
+        why = limit_violation(node.op_type, h)
+        if why:
+            out.append(
+                Problem(
+                    "plugin-limit",
+                    f"{why}; fuse with --attention onnx (or th=onnx) to run this op as plain ONNX",
+                    name,
+                )
+            )
     return out
 
 
@@ -300,7 +318,3 @@ def _check_types(model, table, target) -> list[Problem]:
                     )
                 )
     return out
-
-
-def format_problems(problems: list[Problem]) -> str:
-    return "\n".join(str(p) for p in problems)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.contract import CLASS_ATTENTION, CLASS_BLOCKS, TALKING_HEADS
 from pipeline.errors import UserError
 
 KINDS = (
@@ -36,10 +37,7 @@ KINDS = (
     "mixed",
     "other",
 )
-PLUGIN_KINDS = {
-    "CaitTalkingHeadsAttention": "talking_heads",
-    "CaitClassAttention": "class_attention",
-}
+PLUGIN_KINDS = {TALKING_HEADS: "talking_heads", CLASS_ATTENTION: "class_attention"}
 
 _FOREIGN = re.compile(r"\{ForeignNode\[(.+?)\.\.\.(.+?)\]\}")
 _ONNX_META = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
@@ -85,13 +83,16 @@ def node_kinds(model) -> tuple[dict[str, str], list[str]]:
     nodes = list(model.graph.node)
     order = [n.name for n in nodes]
     ln_idx = [i for i, n in enumerate(nodes) if n.op_type == "LayerNormalization"]
-    n_th_plugins = sum(n.op_type == "CaitTalkingHeadsAttention" for n in nodes)
-    n_ca_plugins = sum(n.op_type == "CaitClassAttention" for n in nodes)
+    n_th_plugins = sum(n.op_type == TALKING_HEADS for n in nodes)
+    n_ca_plugins = sum(n.op_type == CLASS_ATTENTION for n in nodes)
     kinds: dict[str, str] = {}
     n_ln = len(ln_idx)
-    # 2 LN per block, 2 class-attention blocks, one final norm (design §2 counts).
-    depth = n_th_plugins or ((n_ln - 5) // 2 if n_ln >= 5 and (n_ln - 5) % 2 == 0 else None)
-    n_cls = n_ca_plugins or 2
+    # 2 LN per block, CLASS_BLOCKS class-attention blocks, one final norm (the contract's counts).
+    fixed = 2 * CLASS_BLOCKS + 1
+    depth = n_th_plugins or (
+        (n_ln - fixed) // 2 if n_ln >= fixed and (n_ln - fixed) % 2 == 0 else None
+    )
+    n_cls = n_ca_plugins or CLASS_BLOCKS
     for i, n in enumerate(nodes):
         if n.op_type in PLUGIN_KINDS:
             kinds[n.name] = PLUGIN_KINDS[n.op_type]
@@ -122,8 +123,8 @@ def node_kinds(model) -> tuple[dict[str, str], list[str]]:
 
 
 _NAME_RULES = [
-    (re.compile(r"CaitTalkingHeadsAttention|talking|proj_[lw]", re.I), "talking_heads"),
-    (re.compile(r"CaitClassAttention|blocks_token_only.*attn|cls_attn", re.I), "class_attention"),
+    (re.compile(rf"{TALKING_HEADS}|talking|proj_[lw]", re.I), "talking_heads"),
+    (re.compile(rf"{CLASS_ATTENTION}|blocks_token_only.*attn|cls_attn", re.I), "class_attention"),
     (re.compile(r"patch_embed|Conv", re.I), "patch_embed"),
     (re.compile(r"layer_?norm|LayerNormalization|norm[12]?\b", re.I), "layernorm"),
     (re.compile(r"mlp|fc[12]|gelu|Erf", re.I), "mlp"),
@@ -227,7 +228,7 @@ _THROUGHPUT = re.compile(r"Throughput:\s*([0-9.eE+-]+)\s*qps")
 
 
 def parse_qps(stdout: str) -> float | None:
-    """trtexec's "Throughput: X qps" line (one query = one batch, design §3)."""
+    """trtexec's "Throughput: X qps" line (one query = one batch, per trtexec's own help)."""
     found = _THROUGHPUT.findall(stdout)
     return float(found[-1]) if found else None
 

@@ -2,7 +2,7 @@
 
 The lines are data (lists of arguments) so that the tests can assert them and the build script
 can print them; version differences come from `versions.py`. No precision flag is ever emitted:
-precision comes from the ONNX (design §3, §4).
+precision comes from the ONNX (strong typing; TensorRT 11 has no such flags at all).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.trt import versions
+from pipeline.trt.settings import DEFAULTS
 
 _UNITS = {"": 1 << 20, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}  # bare number = MiB,
 # as trtexec reads `--memPoolSize` (sampleOptions.cpp: "default unit is in MiB").
@@ -40,9 +41,9 @@ def build_command(
     target: str,
     input_name: str,
     input_shape: tuple[int, ...],
-    batch: tuple[int, int, int] = (1, 8, 32),
-    workspace: str | int = "2G",
-    opt_level: int = 3,
+    batch: tuple[int, int, int] = DEFAULTS.batch,
+    workspace: str | int = DEFAULTS.workspace,
+    opt_level: int = DEFAULTS.opt_level,
     timing_cache: str | Path | None = None,
     plugins: str | Path | None = None,
     trtexec: str = "trtexec",
@@ -53,7 +54,7 @@ def build_command(
     `--noTF32` matches Polygraphy's CreateConfig, which turns TF32 off unless asked, so fp32 layers
     stay fp32 in both builders. `--profilingVerbosity=detailed` keeps layer names and ONNX node
     metadata in the engine so that `--exportLayerInfo` can map time back to CaiT blocks.
-    `--staticPlugins` loads the library with dlopen at start-up (one mechanism only, design §3).
+    `--staticPlugins` loads the library with dlopen at start-up (one loading mechanism only).
     """
     bmin, bopt, bmax = batch
     mib = parse_size(workspace) >> 20

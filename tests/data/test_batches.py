@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline.data import Sample, iter_batches, load_image, preprocess
-from pipeline.data.synthetic import write_synthetic_imagenet
 from pipeline.errors import UserError
+from tests.support.synthetic import write_synthetic_imagenet
 
 
 def test_batches_match_preprocess_and_corrupt_files_are_skipped_and_counted(tmp_path, image_kinds):

@@ -5,8 +5,8 @@ import logging
 import pytest
 
 from pipeline.data.dataset import ImageFolderDataset, read_label_list
-from pipeline.data.synthetic import write_synthetic_imagenet
 from pipeline.errors import UserError
+from tests.support.synthetic import write_synthetic_imagenet
 
 from .conftest import solid_jpeg
 

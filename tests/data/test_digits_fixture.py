@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from pipeline.data import ImageFolderDataset, iter_batches
-from pipeline.data.digits import digit_indices, load_digits_split, write_digits_split
+from tests.support.digits import digit_indices, load_digits_split, write_digits_split
 
-FIXTURES = Path(__file__).resolve().parents[2] / "pipeline" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 
 def test_split_is_fixed_stratified_and_disjoint():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.data import Sample, class_balanced_sample, manifest_hash, split_calib_parity
-from pipeline.data.synthetic import write_synthetic_imagenet
+from tests.support.synthetic import write_synthetic_imagenet
 
 
 def _fake(counts):

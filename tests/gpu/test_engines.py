@@ -96,7 +96,7 @@ def artifacts(work, images, installed_target):
             if attention == "plugin":
                 args += ["--plugins", plugin_library()]
             if precision == "int8":
-                # max calibration: minutes, not the hour entropy takes (design §8)
+                # max calibration: minutes, not the hour entropy takes
                 args += ["--calib-data", images, "--calib-images", 64, "--calib-method", "max"]
             if os.environ.get("CAIT_WEIGHTS"):
                 args += ["--weights", os.environ["CAIT_WEIGHTS"]]
@@ -111,8 +111,8 @@ def artifacts(work, images, installed_target):
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("attention", ATTENTION)
 def test_engine_record(artifacts, precision, attention):
-    from pipeline.runtime.guard import find_engine_record
     from pipeline.trt import env
+    from pipeline.trt.guard import find_engine_record
 
     rec = find_engine_record(artifacts[precision, attention] / f"model.{precision}.engine")
     assert rec and rec["status"] == "built"
@@ -132,7 +132,7 @@ def test_parity_ladder_with_engine(artifacts, images, precision, attention):
 
 
 def _logits(engine, x, cuda_graph=False):
-    from pipeline.runtime import open_backend
+    from pipeline.runners import open_backend
 
     return open_backend(engine=engine, cuda_graph=cuda_graph).run(x)
 

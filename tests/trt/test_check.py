@@ -5,7 +5,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from pipeline.trt.check import check_onnx
-from tests.trt.conftest import talking_heads_model, tiny_classifier
+from tests.support.graphs import talking_heads_model, tiny_classifier
 
 
 def codes(problems, severity="error"):

@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.artifacts import record_stage
 from pipeline.errors import UserError
-from pipeline.runtime.guard import check_engine_record, find_engine_record
+from pipeline.trt.guard import check_engine_record, find_engine_record
 
 LIB_HASH = "a" * 64
 HERE = dict(
