@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MODEL  ?= cait_xxs_24
 TIMM   := timm==1.0.31
 
-.PHONY: build test test-full gpu-selftest clean
+.PHONY: build test test-full format gpu-selftest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	touch $@
 
 # timm goes in with --no-deps: its declared torchvision would pull the CUDA build of torch
-# (see tests/timm_support.py).
+# (see tests/support/timm.py).
 $(VENV)/.test: $(VENV)/.runtime
 	$(BIN)/pip install -q -e ".[test]"
 	$(BIN)/pip install -q --no-deps "$(TIMM)"
@@ -26,11 +26,18 @@ $(VENV)/.test: $(VENV)/.runtime
 build: $(VENV)/.runtime
 	$(BIN)/python -m pipeline build --model $(MODEL) --fp16
 
+# ruff first: a lint or format slip fails in a second, before ~5 minutes of tests.
 test: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 test-full: $(VENV)/.test
 	CAIT_FULL=1 $(BIN)/python -m pytest -q -m full
+
+format: $(VENV)/.test
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 gpu-selftest:
 	bash scripts/gpu_selftest.sh

@@ -1,26 +1,103 @@
-"""Artifact hygiene shared by every stage: atomic writes, content hashes and `manifest.json`.
+"""The artifact folder: its layout (names, directories), atomic writes, hashes, `manifest.json`.
+
+Layout (a compatibility surface: deployed folders and scripts rely on these names):
+    engines/<model>[_d<depth>]/<fp32|fp16|int8>/
+        model.onnx  model.fused.onnx  model.fp16.onnx  model.int8.onnx   (ONNX_STAGES)
+        model.<…>.engine  model.<…>.build_engine.sh                     (engine_path, script_path)
+        calib.json  fusion_report.json/.md  parity.json/.md/.png  manifest.json
 
 Every stage writes through a temporary name in the destination folder and renames into place, so
 an interrupted or failed run never leaves a half-written artifact behind. Each artifact folder has
-one `manifest.json`; a stage records itself under its own key (inputs' hashes, tool versions,
-settings, figures) so a later stage can tell whether its inputs changed.
+one `manifest.json`; a stage records itself under its own key with `inputs` (hashes),
+`settings`, `outputs` (hashes) and its figures, and returns a `StageRecord`. A stage whose inputs
+and settings did not change is not re-run (`reuse`).
 """
+
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import platform
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from pipeline import __version__
 from pipeline.errors import UserError
 
 MANIFEST = "manifest.json"
+EXPORTED, FUSED, FP16, INT8 = "model.onnx", "model.fused.onnx", "model.fp16.onnx", "model.int8.onnx"
+ONNX_STAGES = {"onnx": EXPORTED, "fused": FUSED, "fp16": FP16, "int8": INT8}  # ladder order
+PRECISIONS = ("fp32", "fp16", "int8")
+CALIB_CACHE = "calib.json"
+FUSION_REPORT = "fusion_report.json"
+PARITY_JSON, PARITY_MD, PARITY_PNG = "parity.json", "parity.md", "parity.png"
+PADDLE_DIR = "paddle"
+ROOT = Path("engines")
+
+
+def model_dir_name(model: str, depth: int | None = None) -> str:
+    """<model>, or <model>_d<depth> when the depth was overridden (a different network)."""
+    return model if depth is None else f"{model}_d{depth}"
+
+
+def artifact_dir(
+    model: str, precision: str = "fp32", *, depth: int | None = None, out=None
+) -> Path:
+    """--out, else engines/<model>[_d<depth>]/<precision>."""
+    return Path(out) if out else ROOT / model_dir_name(model, depth) / precision
+
+
+def artifact_dirs(model: str, prefer: str, *, depth: int | None = None, out=None) -> list[Path]:
+    """Where a command looks for artifacts: --out, else each precision folder, `prefer` first."""
+    if out:
+        return [Path(out)]
+    order = [prefer] + [p for p in PRECISIONS if p != prefer]
+    return [artifact_dir(model, p, depth=depth) for p in order]
+
+
+def engine_path(onnx_path, out_dir) -> Path:
+    """model.fp16.onnx → <out_dir>/model.fp16.engine (one engine per precision, same folder)."""
+    return Path(out_dir) / (Path(onnx_path).name.removesuffix(".onnx") + ".engine")
+
+
+def script_path(onnx_path, out_dir) -> Path:
+    """model.fp16.onnx → <out_dir>/model.fp16.build_engine.sh."""
+    return Path(out_dir) / (Path(onnx_path).name.removesuffix(".onnx") + ".build_engine.sh")
+
+
+def present_stages(out_dir) -> list[tuple[str, Path | None]]:
+    """[(stage, artifact)] for Paddle and every artifact found in `out_dir`, in ladder order."""
+    out_dir = Path(out_dir)
+    found: list[tuple[str, Path | None]] = [("paddle", None)]
+    found += [(name, out_dir / f) for name, f in ONNX_STAGES.items() if (out_dir / f).exists()]
+    found += [
+        (f"engine:{e.stem.removeprefix('model.')}", e) for e in sorted(out_dir.glob("*.engine"))
+    ]
+    return found
+
+
+def find_artifact(kind: str, dirs: list[Path]) -> Path:
+    """The artifact of `kind` ("onnx", "fused", …, "engine") in the first of `dirs` holding it."""
+    for d in dirs:
+        if kind == "engine":
+            engines = sorted(Path(d).glob("*.engine"))
+            if engines:
+                return engines[-1]
+        elif (Path(d) / ONNX_STAGES[kind]).exists():
+            return Path(d) / ONNX_STAGES[kind]
+    what = "*.engine" if kind == "engine" else ONNX_STAGES[kind]
+    raise UserError(
+        f"no {what} in {', '.join(str(d) for d in dirs)}: build it first "
+        f"(python -m pipeline build …) or pass --out DIR"
+    )
 
 
 def ensure_writable_dir(path: str | os.PathLike) -> Path:
@@ -31,8 +108,9 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
         with tempfile.NamedTemporaryFile(dir=p, prefix=".probe-"):
             pass
     except OSError as e:
-        raise UserError(f"cannot write to output directory {p}: {e.strerror or e}; "
-                        "choose another --out") from None
+        raise UserError(
+            f"cannot write to output directory {p}: {e.strerror or e}; choose another --out"
+        ) from None
     return p
 
 
@@ -58,6 +136,7 @@ def atomic_path(dst: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
+log = logging.getLogger(__name__)
 ONNX_2GB = 2**31 - 1
 
 
@@ -70,6 +149,7 @@ def save_onnx(model, dst: str | os.PathLike, external: bool = False) -> Path:
     to a temporary *name* instead would bake that name into the model.
     """
     import onnx
+
     dst = Path(dst)
     ensure_writable_dir(dst.parent)
     external = external or model.ByteSize() > ONNX_2GB
@@ -77,8 +157,14 @@ def save_onnx(model, dst: str | os.PathLike, external: bool = False) -> Path:
     with tempfile.TemporaryDirectory(dir=dst.parent, prefix=f".{dst.name}.") as work:
         tmp = Path(work) / dst.name
         if external:
-            onnx.save_model(model, str(tmp), save_as_external_data=True,
-                            all_tensors_to_one_file=True, location=data.name, size_threshold=1024)
+            onnx.save_model(
+                model,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data.name,
+                size_threshold=1024,
+            )
             os.replace(tmp.with_name(data.name), data)
         else:
             onnx.save_model(model, str(tmp))
@@ -117,23 +203,28 @@ def onnx_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-_TOOLS = ("paddlepaddle", "paddle2onnx", "onnx", "onnxruntime", "onnx-graphsurgeon", "polygraphy",
-          "numpy", "tensorrt", "torch", "timm")
+_TOOLS = (
+    "paddlepaddle",
+    "paddle2onnx",
+    "onnx",
+    "onnxruntime",
+    "onnx-graphsurgeon",
+    "polygraphy",
+    "numpy",
+    "tensorrt",
+    "torch",
+    "timm",
+)
 
 
 def tool_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "pipeline": _pipeline_version()}
+    out = {"python": platform.python_version(), "pipeline": __version__}
     for name in _TOOLS:
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             pass
     return out
-
-
-def _pipeline_version() -> str:
-    from pipeline import __version__
-    return __version__
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
@@ -157,11 +248,58 @@ def record_stage(folder: str | os.PathLike, stage: str, record: dict) -> Path:
     return write_json_atomic(folder / MANIFEST, manifest)
 
 
-def stage_is_fresh(folder: str | os.PathLike, stage: str, inputs: dict[str, str],
-                   settings: dict, outputs: list[str | os.PathLike]) -> bool:
+def stage_is_fresh(
+    folder: str | os.PathLike,
+    stage: str,
+    inputs: dict[str, str],
+    settings: dict,
+    outputs: list[str | os.PathLike],
+) -> bool:
     """True when `stage` already ran with the same input hashes and settings and its outputs exist."""
     rec = read_manifest(folder).get("stages", {}).get(stage)
     if not rec:
         return False
-    return (rec.get("inputs") == inputs and rec.get("settings") == settings
-            and all(Path(o).exists() for o in outputs))
+    return (
+        rec.get("inputs") == inputs
+        and rec.get("settings") == settings
+        and all(Path(o).exists() for o in outputs)
+    )
+
+
+@dataclasses.dataclass
+class StageRecord:
+    """What one stage did: its manifest key and entry, the artifacts it wrote (name → path), and
+    whether it was reused because its inputs and settings had not changed."""
+
+    stage: str
+    data: dict
+    outputs: dict[str, Path]
+    reused: bool = False
+
+    @property
+    def path(self) -> Path:
+        """The stage's main artifact (its first output)."""
+        return next(iter(self.outputs.values()))
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+
+def reuse(
+    folder, stage: str, inputs: dict, settings: dict, outputs: dict[str, Path], force: bool = False
+) -> StageRecord | None:
+    """The recorded StageRecord when `stage` ran with these inputs and settings and its outputs
+    still exist (logged as up to date); None when it must run."""
+    if force or not stage_is_fresh(folder, stage, inputs, settings, list(outputs.values())):
+        return None
+    log.info("%s: up to date (%s)", stage, ", ".join(str(p) for p in outputs.values()))
+    return StageRecord(stage, read_manifest(folder)["stages"][stage], dict(outputs), reused=True)
+
+
+def finish(folder, stage: str, data: dict, outputs: dict[str, Path]) -> StageRecord:
+    """Record `data` under `stage` in the folder's manifest and return the StageRecord."""
+    record_stage(folder, stage, data)
+    return StageRecord(stage, data, dict(outputs))

@@ -7,6 +7,7 @@ MKL that takes a generic code path on AMD CPUs; MKL_DEBUG_CPU_TYPE=5 selects its
 set on AMD only. Both are defaults: a value the user exported wins. ONNX Runtime has its own
 thread pool and is unaffected.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,13 @@ def _is_amd() -> bool:
 
 
 def apply_cpu_defaults() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))
-                                                 if hasattr(os, "sched_getaffinity")
-                                                 else os.cpu_count() or 1))
+    os.environ.setdefault(
+        "OMP_NUM_THREADS",
+        str(
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        ),
+    )
     if _is_amd():
         os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")

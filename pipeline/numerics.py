@@ -1,9 +1,15 @@
 """Inputs and comparisons shared by every parity check (export, fuse --verify, precision, ladder)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from pipeline.data.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+# fp32 parity: ONNX Runtime vs Paddle after export, fused vs unfused after fuse, at batch 1 and 3
+# (a batch of 3 catches a batch axis folded into a constant; 1 alone would not).
+PARITY_TOL = 1e-4
+PARITY_BATCHES = (1, 3)
 
 _MEAN = np.asarray(IMAGENET_MEAN, np.float32)
 _STD = np.asarray(IMAGENET_STD, np.float32)
@@ -35,14 +41,19 @@ def sample_images(batch: int, size: int, seed: int = 0, channels: int = 3) -> np
 
 def compare(ref: np.ndarray, out: np.ndarray) -> dict:
     """Logit-level agreement of `out` with `ref` (both (B, classes))."""
-    ref = ref.astype(np.float64)
-    out = out.astype(np.float64)
-    diff = np.abs(ref - out)
-    cos = np.sum(ref * out, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
-                                       + 1e-30)
+    ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
+    diff = np.abs(ref64 - out64)
+    cos = np.sum(ref64 * out64, 1) / (
+        np.linalg.norm(ref64, axis=1) * np.linalg.norm(out64, axis=1) + 1e-30
+    )
+    k = min(5, ref.shape[1])
+    t5r = np.argsort(-ref, axis=1)[:, :k]
+    t5o = np.argsort(-out, axis=1)[:, :k]
     return {
         "max_abs": float(diff.max()),
         "mean_abs": float(diff.mean()),
+        "cosine_mean": float(cos.mean()),
         "cosine_min": float(cos.min()),
         "top1_agreement": float(np.mean(ref.argmax(1) == out.argmax(1))),
+        "top5_overlap": float(np.mean([len(set(a) & set(b)) / k for a, b in zip(t5r, t5o)])),
     }

@@ -3,6 +3,7 @@
 Parameter counts and FLOPs are derived from the numbers, never typed in; the tests compare the
 derived counts with the reference implementation's.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,7 +35,7 @@ class Preset:
     def num_patches(self) -> int:
         return (self.img_size // self.patch_size) ** 2
 
-    def reduced(self, depth: int) -> "Preset":
+    def reduced(self, depth: int) -> Preset:
         """Same architecture at another depth: how CI runs the big presets on the same code path."""
         if depth < 1:
             raise UserError(f"--depth must be >= 1, got {depth}")
@@ -48,12 +49,18 @@ class Preset:
         linear = lambda i, o: i * o + o  # noqa: E731
         norm = 2 * C
         mlp = linear(C, hidden) + linear(hidden, C)
-        block = (norm + linear(C, 3 * C) + 2 * linear(H, H) + linear(C, C) + norm + mlp + 2 * C)
+        block = norm + linear(C, 3 * C) + 2 * linear(H, H) + linear(C, C) + norm + mlp + 2 * C
         cls_block = norm + 4 * linear(C, C) + norm + mlp + 2 * C
-        return (self.in_chans * P * P * C + C                      # patch embedding conv
-                + C + self.num_patches * C                          # cls token, position embedding
-                + self.depth * block + self.depth_token_only * cls_block
-                + norm + linear(C, self.num_classes))
+        return (
+            self.in_chans * P * P * C
+            + C  # patch embedding conv
+            + C
+            + self.num_patches * C  # cls token, position embedding
+            + self.depth * block
+            + self.depth_token_only * cls_block
+            + norm
+            + linear(C, self.num_classes)
+        )
 
     @property
     def gflops(self) -> float:
@@ -62,12 +69,14 @@ class Preset:
         T = N + 1
         hidden = C * self.mlp_ratio
         macs = N * C * self.in_chans * P * P
-        per_block = (N * C * 3 * C          # qkv
-                     + 2 * N * N * C         # q·kᵀ and p·v over all heads
-                     + 2 * N * N * H * H     # talking-heads pre- and post-softmax mixing
-                     + N * C * C             # output projection
-                     + 2 * N * C * hidden)   # MLP
-        per_cls = (C * C + 2 * T * C * C + 2 * T * C + C * C + 2 * C * hidden)
+        per_block = (
+            N * C * 3 * C  # qkv
+            + 2 * N * N * C  # q·kᵀ and p·v over all heads
+            + 2 * N * N * H * H  # talking-heads pre- and post-softmax mixing
+            + N * C * C  # output projection
+            + 2 * N * C * hidden
+        )  # MLP
+        per_cls = C * C + 2 * T * C * C + 2 * T * C + C * C + 2 * C * hidden
         macs += self.depth * per_block + self.depth_token_only * per_cls + C * self.num_classes
         return 2 * macs / 1e9
 
@@ -80,16 +89,16 @@ class Preset:
 
 _ZOO = [
     #      name               img  dim  depth heads init
-    Preset("cait_xxs_24",     224, 192, 24,   4,    1e-5),
-    Preset("cait_xxs_36",     224, 192, 36,   4,    1e-5),
-    Preset("cait_s_24",       224, 384, 24,   8,    1e-5),
-    Preset("cait_xxs_24_384", 384, 192, 24,   4,    1e-5),
-    Preset("cait_xxs_36_384", 384, 192, 36,   4,    1e-5),
-    Preset("cait_xs_24_384",  384, 288, 24,   6,    1e-5),
-    Preset("cait_s_24_384",   384, 384, 24,   8,    1e-5),
-    Preset("cait_s_36_384",   384, 384, 36,   8,    1e-6),
-    Preset("cait_m_36_384",   384, 768, 36,   16,   1e-6),
-    Preset("cait_m_48_448",   448, 768, 48,   16,   1e-6),
+    Preset("cait_xxs_24", 224, 192, 24, 4, 1e-5),
+    Preset("cait_xxs_36", 224, 192, 36, 4, 1e-5),
+    Preset("cait_s_24", 224, 384, 24, 8, 1e-5),
+    Preset("cait_xxs_24_384", 384, 192, 24, 4, 1e-5),
+    Preset("cait_xxs_36_384", 384, 192, 36, 4, 1e-5),
+    Preset("cait_xs_24_384", 384, 288, 24, 6, 1e-5),
+    Preset("cait_s_24_384", 384, 384, 24, 8, 1e-5),
+    Preset("cait_s_36_384", 384, 384, 36, 8, 1e-6),
+    Preset("cait_m_36_384", 384, 768, 36, 16, 1e-6),
+    Preset("cait_m_48_448", 448, 768, 48, 16, 1e-6),
 ]
 
 # Test fixture: trained on scikit-learn's digits (8×8 upsampled to 32 px) by
@@ -99,11 +108,6 @@ _FIXTURES = [
 ]
 
 PRESETS: dict[str, Preset] = {p.name: p for p in _ZOO + _FIXTURES}
-
-
-def register(preset: Preset) -> Preset:
-    PRESETS[preset.name] = preset
-    return preset
 
 
 def get_preset(name: str, depth: int | None = None) -> Preset:

@@ -9,6 +9,7 @@ the numpy reconstruction functions a state dict needs (the same idea as torch's
 
 Conversion from timm names is a pure dict → dict function (`timm_to_paddle`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,10 +24,16 @@ from pipeline.presets import PRESETS, Preset
 log = logging.getLogger(__name__)
 
 _SAFE_GLOBALS = {
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("collections", "OrderedDict"),
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "tuple"),
 }
 
 
@@ -48,6 +55,7 @@ def _load_pdparams(path: Path) -> dict:
 
 def _load_safetensors(path: Path) -> dict:
     from safetensors.numpy import load_file
+
     return load_file(str(path))
 
 
@@ -55,19 +63,26 @@ def _load_pth(path: Path) -> dict:
     try:
         import torch
     except ImportError:
-        raise UserError(f"reading {path.name} needs torch (pip install torch), or convert it to "
-                        ".safetensors first") from None
+        raise UserError(
+            f"reading {path.name} needs torch (pip install torch), or convert it to "
+            ".safetensors first"
+        ) from None
     obj = torch.load(str(path), map_location="cpu", weights_only=True)
     for key in ("model", "state_dict", "model_ema"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
-    return {k.removeprefix("module."): v.float().numpy() for k, v in obj.items()
-            if hasattr(v, "numpy")}
+    return {
+        k.removeprefix("module."): v.float().numpy() for k, v in obj.items() if hasattr(v, "numpy")
+    }
 
 
-_LOADERS = {".pdparams": _load_pdparams, ".safetensors": _load_safetensors, ".pth": _load_pth,
-            ".pt": _load_pth}
+_LOADERS = {
+    ".pdparams": _load_pdparams,
+    ".safetensors": _load_safetensors,
+    ".pth": _load_pth,
+    ".pt": _load_pth,
+}
 
 
 def checkpoint_path(path: str | Path) -> Path:
@@ -82,15 +97,18 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
     path = checkpoint_path(path)
     loader = _LOADERS.get(path.suffix)
     if loader is None:
-        raise UserError(f"unsupported weights format '{path.suffix}' ({path.name}); "
-                        f"use one of {', '.join(_LOADERS)}")
+        raise UserError(
+            f"unsupported weights format '{path.suffix}' ({path.name}); "
+            f"use one of {', '.join(_LOADERS)}"
+        )
     try:
         state = loader(path)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 — each format's parser raises its own error types
-        raise UserError(f"cannot read weights {path}: {e} (corrupt or not a {path.suffix} "
-                        "checkpoint?)") from None
+        raise UserError(
+            f"cannot read weights {path}: {e} (corrupt or not a {path.suffix} checkpoint?)"
+        ) from None
     state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
     if "patch_embed.proj.weight" in state:
         return timm_to_paddle(state), "timm"
@@ -120,35 +138,43 @@ def infer_preset(state: dict[str, np.ndarray]) -> Preset | None:
         return None
     for p in PRESETS.values():
         if (p.embed_dim, p.num_patches, p.patch_size, p.num_heads, p.depth) == (
-                C, n, patch, heads, depth):
+            C,
+            n,
+            patch,
+            heads,
+            depth,
+        ):
             return p
     return None
 
 
-def check_state(expected: dict[str, tuple], state: dict[str, np.ndarray], preset: Preset,
-                source: str) -> None:
+def check_state(
+    expected: dict[str, tuple], state: dict[str, np.ndarray], preset: Preset, source: str
+) -> None:
     """One clear error naming the first offenders (and the preset the weights fit, if any)."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {expected[k]}" for k in expected
-              if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {expected[k]}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k])
+    ]
     if not (missing or unexpected or shapes):
         return
     parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected),
-                         ("mis-shaped", shapes)):
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
         if items:
             more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
             parts.append(f"{len(items)} {label}: {', '.join(items[:3])}{more}")
     fit = infer_preset(state)
-    hint = (f"; these weights fit --model {fit.name}" if fit and fit.name != preset.name
-            else "")
+    hint = f"; these weights fit --model {fit.name}" if fit and fit.name != preset.name else ""
     raise UserError(f"weights {source} do not match {preset.name}: {'; '.join(parts)}{hint}")
 
 
 def load_weights(model, path: str | Path) -> dict:
     """Load `path` into the Paddle `model`, or raise one clear UserError. Returns provenance."""
     import paddle
+
     state, origin = read_checkpoint(path)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     check_state(expected, state, model.preset, str(path))

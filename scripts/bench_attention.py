@@ -9,6 +9,7 @@ ONNX Runtime on the CPU, batch 1, in the same process, alternating A/B run by ru
 noise of a shared machine hits both alike; reports medians and the speed-up. Exits 1 if the
 fast path is not at least --min-ratio (default 1.3) faster on cait_xxs_24_384.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ from pipeline.presets import get_preset  # noqa: E402
 
 def _session(path: Path, threads: int):
     import onnxruntime as ort
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -67,19 +69,29 @@ def main(argv=None) -> int:
         out = Path(args.work) / name
         plain = export(preset, out)
         fast = out / "model.fast.onnx"
-        fuse(plain, fast, attention="onnx", verify=True, expect_blocks=preset.depth,
-             report=out / "fuse_onnx_report.json")
+        fuse(
+            plain,
+            fast,
+            attention="onnx",
+            verify=True,
+            expect_blocks=preset.depth,
+            report=out / "fuse_onnx_report.json",
+        )
         ta, tb = bench_pair(plain, fast, preset.img_size, args.runs, args.threads)
         rows.append((name, ta, tb, ta / tb))
-    print(f"\nONNX Runtime CPU, batch 1, {args.threads} threads, median of {args.runs} "
-          f"(alternating runs)")
+    print(
+        f"\nONNX Runtime CPU, batch 1, {args.threads} threads, median of {args.runs} "
+        f"(alternating runs)"
+    )
     print(f"{'model':<18}{'plain ms':>10}{'fast ms':>10}{'ratio':>8}")
     for name, ta, tb, r in rows:
         print(f"{name:<18}{ta:>10.1f}{tb:>10.1f}{r:>7.2f}×")
     gate = [r for name, *_, r in rows if name == "cait_xxs_24_384"]
     if gate and gate[0] < args.min_ratio:
-        print(f"FAIL: fast path only {gate[0]:.2f}× faster on cait_xxs_24_384 "
-              f"(need ≥ {args.min_ratio}×)")
+        print(
+            f"FAIL: fast path only {gate[0]:.2f}× faster on cait_xxs_24_384 "
+            f"(need ≥ {args.min_ratio}×)"
+        )
         return 1
     return 0
 

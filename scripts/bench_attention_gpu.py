@@ -22,6 +22,7 @@ Prints one table (ms per call, achieved tensor-core TFLOP/s of the useful math 4
 speed-up over eager and over torch.compile, error) and, with --json, writes the numbers.
 Budget: under 5 minutes on one H200 (nvcc ~1 min, torch.compile ~1 min with dynamic shapes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.plugins: the C ABI signatures and the layout reference, shared with CI
+sys.path.insert(
+    0, str(ROOT)
+)  # tests.plugins: the C ABI signatures and the layout reference, shared with CI
 
-PRESET_SHAPES = [("xxs_224", 4, 196), ("xxs_384", 4, 576), ("xs_384", 6, 576), ("s_224", 8, 196),
-                 ("s_36_384", 8, 576), ("m_36_384", 16, 576), ("m_48_448", 16, 784)]
+PRESET_SHAPES = [
+    ("xxs_224", 4, 196),
+    ("xxs_384", 4, 576),
+    ("xs_384", 6, 576),
+    ("s_224", 8, 196),
+    ("s_36_384", 8, 576),
+    ("m_36_384", 16, 576),
+    ("m_48_448", 16, 784),
+]
 HEAD_SIZE = 48
 
 
@@ -50,15 +60,16 @@ def unfused_talking_heads(qkv, w1, b1, w2, b2, scale: float, heads: int):
     TensorRT graph does.
     """
     import torch
+
     B, N, C3 = qkv.shape
     H = heads
     d = C3 // (3 * H)
-    q, k, v = qkv.view(B, N, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)      # (B, H, N, d) each
-    s = torch.matmul(q * scale, k.transpose(-2, -1))                         # (B, H, N, N)
-    s = torch.matmul(w1, s.reshape(B, H, N * N)) + b1.view(1, H, 1)          # pre-softmax head mix
+    q, k, v = qkv.view(B, N, 3, H, d).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, N, d) each
+    s = torch.matmul(q * scale, k.transpose(-2, -1))  # (B, H, N, N)
+    s = torch.matmul(w1, s.reshape(B, H, N * N)) + b1.view(1, H, 1)  # pre-softmax head mix
     p = torch.softmax(s.view(B, H, N, N), dim=-1)
-    p = torch.matmul(w2, p.reshape(B, H, N * N)) + b2.view(1, H, 1)          # post-softmax head mix
-    o = torch.matmul(p.view(B, H, N, N), v)                                  # (B, H, N, d)
+    p = torch.matmul(w2, p.reshape(B, H, N * N)) + b2.view(1, H, 1)  # post-softmax head mix
+    o = torch.matmul(p.view(B, H, N, N), v)  # (B, H, N, d)
     return o.transpose(1, 2).reshape(B, N, H * d)
 
 
@@ -69,9 +80,21 @@ def build_library(arch: int) -> Path:
     if out.exists() and out.stat().st_mtime > max(p.stat().st_mtime for p in sources):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["nvcc", "-std=c++17", "-O3", "-x", "cu", "-shared", "-Xcompiler", "-fPIC",
-           f"-gencode=arch=compute_{arch},code=sm_{arch}", f"-I{ROOT / 'plugins'}",
-           str(ROOT / "plugins/capi/kernelsCApi.cpp"), "-o", str(out)]
+    cmd = [
+        "nvcc",
+        "-std=c++17",
+        "-O3",
+        "-x",
+        "cu",
+        "-shared",
+        "-Xcompiler",
+        "-fPIC",
+        f"-gencode=arch=compute_{arch},code=sm_{arch}",
+        f"-I{ROOT / 'plugins'}",
+        str(ROOT / "plugins/capi/kernelsCApi.cpp"),
+        "-o",
+        str(out),
+    ]
     print(f"building {out.relative_to(ROOT)} for sm_{arch} ...", flush=True)
     t0 = time.time()
     subprocess.run(cmd, check=True)
@@ -84,6 +107,7 @@ class Kernels:
 
     def __init__(self, path: Path):
         from tests.plugins import emulation
+
         self.lib = emulation.declare(ctypes.CDLL(str(path)))
         self.lib.cait_device_info.argtypes = [ctypes.POINTER(ctypes.c_int)] * 3
         smem, sms, ver = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
@@ -93,17 +117,44 @@ class Kernels:
 
     def plan(self, batch, heads, tokens, variant):
         from tests.plugins import emulation
-        return emulation.plan(self.lib, batch, heads, tokens, HEAD_SIZE, smem=self.smem, sm_count=self.sms,
-                              sm_version=self.sm_version, variant=variant)
+
+        return emulation.plan(
+            self.lib,
+            batch,
+            heads,
+            tokens,
+            HEAD_SIZE,
+            smem=self.smem,
+            sm_count=self.sms,
+            sm_version=self.sm_version,
+            variant=variant,
+        )
 
     def talking_heads(self, qkv, out, mix, scale, heads, variant, rows):
         import torch
+
         B, N, _ = qkv.shape
         w1, b1, w2, b2 = mix
-        rc = self.lib.cait_talking_heads(1, B, N, heads, HEAD_SIZE, scale, w1.ctypes.data, b1.ctypes.data,
-                                         w2.ctypes.data, b2.ctypes.data, qkv.data_ptr(), out.data_ptr(), self.smem,
-                                         self.sms, self.sm_version, variant, rows,
-                                         ctypes.c_void_p(torch.cuda.current_stream().cuda_stream))
+        rc = self.lib.cait_talking_heads(
+            1,
+            B,
+            N,
+            heads,
+            HEAD_SIZE,
+            scale,
+            w1.ctypes.data,
+            b1.ctypes.data,
+            w2.ctypes.data,
+            b2.ctypes.data,
+            qkv.data_ptr(),
+            out.data_ptr(),
+            self.smem,
+            self.sms,
+            self.sm_version,
+            variant,
+            rows,
+            ctypes.c_void_p(torch.cuda.current_stream().cuda_stream),
+        )
         if rc != 0:
             raise RuntimeError(f"cait_talking_heads failed: cudaError {rc}")
         return out
@@ -113,10 +164,14 @@ def check_layouts(kernels: Kernels) -> list[str]:
     """tests/plugins/warp_layouts.py's checks, on this GPU."""
     import numpy as np
     import torch
+
     from tests.plugins import warp_layouts
 
     def mma(k, a, b, c):
-        ta, tb, td = (torch.from_numpy(np.ascontiguousarray(x)).cuda() for x in (a.view(np.int32), b.view(np.int32), c))
+        ta, tb, td = (
+            torch.from_numpy(np.ascontiguousarray(x)).cuda()
+            for x in (a.view(np.int32), b.view(np.int32), c)
+        )
         assert kernels.lib.cait_probe_mma(k, ta.data_ptr(), tb.data_ptr(), td.data_ptr(), None) == 0
         torch.cuda.synchronize()
         return td.cpu().numpy()
@@ -135,6 +190,7 @@ def check_layouts(kernels: Kernels) -> list[str]:
 def graph_of(fn):
     """fn captured in a CUDA graph (after a warm-up on a side stream, as PyTorch requires)."""
     import torch
+
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(s):
@@ -150,6 +206,7 @@ def graph_of(fn):
 def time_rounds(graphs: dict, rounds: int, target_ms: float = 20.0) -> dict[str, float]:
     """Median ms per replay of each graph; the graphs alternate within each round."""
     import torch
+
     reps = {}
     for name, g in graphs.items():  # replays per round so that one round takes ~target_ms
         g.replay()
@@ -171,6 +228,72 @@ def time_rounds(graphs: dict, rounds: int, target_ms: float = 20.0) -> dict[str,
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
+def measure(
+    kernels: Kernels, compiled, name: str, H: int, N: int, B: int, rounds: int
+) -> list[dict]:
+    """Every candidate for one preset shape and batch: outputs checked against fp32, then timed."""
+    import numpy as np
+    import torch
+
+    from tests.plugins.emulation import (
+        AUTO,
+        FULL_ROW,
+        STREAMING,
+        TC_ONE_PASS,
+        TC_TWO_PASS,
+        VARIANT_NAMES,
+    )
+
+    rng = np.random.default_rng(N + H)
+    w1 = (rng.standard_normal((H, H)) / math.sqrt(H) + np.eye(H)).astype(np.float32)
+    w2 = (rng.standard_normal((H, H)) / math.sqrt(H) + np.eye(H)).astype(np.float32)
+    b1 = (0.1 * rng.standard_normal(H)).astype(np.float32)
+    b2 = (0.01 * rng.standard_normal(H)).astype(np.float32)
+    mix_host = [np.ascontiguousarray(w1.ravel()), b1, np.ascontiguousarray(w2.ravel()), b2]
+    mix16 = [torch.from_numpy(m).cuda().half() for m in (w1, b1, w2, b2)]
+    mix32 = [m.float() for m in mix16]
+    scale = HEAD_SIZE**-0.5
+    qkv = torch.randn(B, N, 3 * H * HEAD_SIZE, device="cuda", dtype=torch.float16)
+    ref = unfused_talking_heads(qkv.float(), *mix32, scale, H)
+    fns, plans = {}, {}
+    fns["torch eager"] = lambda: unfused_talking_heads(qkv, *mix16, scale, H)
+    if compiled is not None:
+        fns["torch.compile"] = lambda: compiled(qkv, *mix16, scale, H)
+    for variant in (AUTO, TC_ONE_PASS, TC_TWO_PASS, FULL_ROW, STREAMING):
+        p = kernels.plan(B, H, N, variant)
+        if p[1] == 0:
+            continue
+        label = "fused auto" if variant == AUTO else f"fused {VARIANT_NAMES[variant]}"
+        out = torch.empty(B, N, H * HEAD_SIZE, device="cuda", dtype=torch.float16)
+        fns[label] = lambda o=out, v=p[0], r=p[1]: kernels.talking_heads(
+            qkv, o, mix_host, scale, H, v, r
+        )
+        plans[label] = f"{VARIANT_NAMES[p[0]]} r{p[1]}"
+    errors = {}
+    for label, fn in fns.items():
+        got = fn()
+        torch.cuda.synchronize()
+        errors[label] = float((got.float() - ref).abs().max() / ref.abs().max())
+    ms = time_rounds({label: graph_of(fn) for label, fn in fns.items()}, rounds)
+    flops = 4.0 * B * H * N * N * HEAD_SIZE
+    return [
+        dict(
+            preset=name,
+            heads=H,
+            tokens=N,
+            batch=B,
+            candidate=label,
+            plan=plans.get(label, ""),
+            ms=ms[label],
+            tflops=flops / ms[label] / 1e9,
+            vs_eager=ms["torch eager"] / ms[label],
+            vs_compile=(ms["torch.compile"] / ms[label]) if compiled is not None else None,
+            rel_err=errors[label],
+        )
+        for label in fns
+    ]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="1,8,32")
@@ -180,9 +303,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write every measurement here")
     args = ap.parse_args(argv)
 
-    import numpy as np
     import torch
-    from tests.plugins.emulation import AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_TWO_PASS, VARIANT_NAMES
 
     if not torch.cuda.is_available():
         print("error: no CUDA device visible to PyTorch", file=sys.stderr)
@@ -190,10 +311,15 @@ def main(argv=None) -> int:
     t_start = time.time()
     major, minor = torch.cuda.get_device_capability()
     kernels = Kernels(build_library(10 * major + minor))
-    print(f"device: {torch.cuda.get_device_name()} sm_{kernels.sm_version}, {kernels.sms} SMs, "
-          f"{kernels.smem // 1024} KiB shared memory per block; torch {torch.__version__}")
+    print(
+        f"device: {torch.cuda.get_device_name()} sm_{kernels.sm_version}, {kernels.sms} SMs, "
+        f"{kernels.smem // 1024} KiB shared memory per block; torch {torch.__version__}"
+    )
     problems = check_layouts(kernels)
-    print("warp fragment layouts on this GPU:", "match CUTLASS's" if not problems else "; ".join(problems))
+    print(
+        "warp fragment layouts on this GPU:",
+        "match CUTLASS's" if not problems else "; ".join(problems),
+    )
     if problems:
         return 1
 
@@ -201,61 +327,38 @@ def main(argv=None) -> int:
     shapes = [s for s in PRESET_SHAPES if not args.quick or s[0] in ("s_36_384", "m_48_448")]
     batches = [int(b) for b in args.batches.split(",")]
     rows_out, failures = [], 0
-    header = (f"{'preset':10} {'B':>3} {'candidate':16} {'plan':>12} {'ms':>9} {'TFLOP/s':>8} "
-              f"{'vs eager':>8} {'vs compile':>10} {'rel err':>9}")
+    header = (
+        f"{'preset':10} {'B':>3} {'candidate':16} {'plan':>12} {'ms':>9} {'TFLOP/s':>8} "
+        f"{'vs eager':>8} {'vs compile':>10} {'rel err':>9}"
+    )
     print(header)
     print("-" * len(header))
     for name, H, N in shapes:
-        rng = np.random.default_rng(N + H)
-        w1 = (rng.standard_normal((H, H)) / math.sqrt(H) + np.eye(H)).astype(np.float32)
-        w2 = (rng.standard_normal((H, H)) / math.sqrt(H) + np.eye(H)).astype(np.float32)
-        b1 = (0.1 * rng.standard_normal(H)).astype(np.float32)
-        b2 = (0.01 * rng.standard_normal(H)).astype(np.float32)
-        mix_host = [np.ascontiguousarray(w1.ravel()), b1, np.ascontiguousarray(w2.ravel()), b2]
-        mix16 = [torch.from_numpy(m).cuda().half() for m in (w1, b1, w2, b2)]
-        mix32 = [m.float() for m in mix16]
-        scale = HEAD_SIZE ** -0.5
         for B in batches:
-            qkv = torch.randn(B, N, 3 * H * HEAD_SIZE, device="cuda", dtype=torch.float16)
-            ref = unfused_talking_heads(qkv.float(), *mix32, scale, H)
-            fns, plans = {}, {}
-            fns["torch eager"] = lambda: unfused_talking_heads(qkv, *mix16, scale, H)
-            if compiled is not None:
-                fns["torch.compile"] = lambda: compiled(qkv, *mix16, scale, H)
-            for variant in (AUTO, TC_ONE_PASS, TC_TWO_PASS, FULL_ROW, STREAMING):
-                p = kernels.plan(B, H, N, variant)
-                if p[1] == 0:
-                    continue
-                label = "fused auto" if variant == AUTO else f"fused {VARIANT_NAMES[variant]}"
-                out = torch.empty(B, N, H * HEAD_SIZE, device="cuda", dtype=torch.float16)
-                fns[label] = (lambda o=out, v=p[0], r=p[1]:
-                              kernels.talking_heads(qkv, o, mix_host, scale, H, v, r))
-                plans[label] = f"{VARIANT_NAMES[p[0]]} r{p[1]}"
-            errors = {}
-            for label, fn in fns.items():
-                got = fn()
-                torch.cuda.synchronize()
-                errors[label] = float((got.float() - ref).abs().max() / ref.abs().max())
-            ms = time_rounds({label: graph_of(fn) for label, fn in fns.items()}, args.rounds)
-            flops = 4.0 * B * H * N * N * HEAD_SIZE
-            for label in fns:
-                ok = errors[label] <= 2e-3 or label.startswith("torch")
+            recs = measure(kernels, compiled, name, H, N, B, args.rounds)
+            torch.cuda.empty_cache()
+            for rec in recs:
+                ok = rec["rel_err"] <= 2e-3 or rec["candidate"].startswith("torch")
                 failures += not ok
-                rec = dict(preset=name, heads=H, tokens=N, batch=B, candidate=label, plan=plans.get(label, ""),
-                           ms=ms[label], tflops=flops / ms[label] / 1e9, vs_eager=ms["torch eager"] / ms[label],
-                           vs_compile=(ms["torch.compile"] / ms[label]) if compiled is not None else None,
-                           rel_err=errors[label])
                 rows_out.append(rec)
                 vc = f"{rec['vs_compile']:>9.2f}x" if rec["vs_compile"] else f"{'-':>10}"
-                print(f"{name:10} {B:>3} {label:16} {rec['plan']:>12} {rec['ms']:>9.4f} {rec['tflops']:>8.1f} "
-                      f"{rec['vs_eager']:>7.2f}x {vc} {rec['rel_err']:>9.2e}{'' if ok else '  FAIL'}", flush=True)
-            del qkv, ref
-            torch.cuda.empty_cache()
-    print(f"\n{len(rows_out)} measurements in {time.time() - t_start:.0f} s; "
-          f"{'all kernel outputs within 2e-3' if not failures else f'{failures} kernel outputs beyond 2e-3'}")
+                print(
+                    f"{name:10} {B:>3} {rec['candidate']:16} {rec['plan']:>12} {rec['ms']:>9.4f} "
+                    f"{rec['tflops']:>8.1f} {rec['vs_eager']:>7.2f}x {vc} "
+                    f"{rec['rel_err']:>9.2e}{'' if ok else '  FAIL'}",
+                    flush=True,
+                )
+    print(
+        f"\n{len(rows_out)} measurements in {time.time() - t_start:.0f} s; "
+        f"{'all kernel outputs within 2e-3' if not failures else f'{failures} kernel outputs beyond 2e-3'}"
+    )
     if args.json:
-        args.json.write_text(json.dumps(dict(device=torch.cuda.get_device_name(), sm=kernels.sm_version,
-                                             results=rows_out), indent=1))
+        args.json.write_text(
+            json.dumps(
+                dict(device=torch.cuda.get_device_name(), sm=kernels.sm_version, results=rows_out),
+                indent=1,
+            )
+        )
     return 1 if failures else 0
 
 

@@ -4,6 +4,7 @@ Paddle CPU latency at batch 1, printed as ratios measured in one run.
 
     python scripts/bench_export.py [--models cait_xxs_24 cait_s_36_384] [--runs 10] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _export_child(model: str, out: str) -> dict:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "pipeline", "export", "--model", model, "--out", out,
-                        "--force"], cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pipeline", "export", "--model", model, "--out", out, "--force"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     if r.returncode:
         raise SystemExit(f"export of {model} failed:\n{r.stderr[-2000:]}")
@@ -34,8 +39,8 @@ def _latency_child(model: str, out: str, runs: int, threads: int) -> dict:
 import json, time, numpy as np, paddle
 paddle.set_num_threads({threads}) if hasattr(paddle, 'set_num_threads') else None
 from pipeline.presets import get_preset
-from pipeline.onnx_io import cpu_session
-from pipeline.stages.export import build_paddle_model
+from pipeline.onnx_io import ort_session
+from pipeline.models import load_model
 from pipeline.numerics import sample_images
 p = get_preset({model!r}); x = sample_images(1, p.img_size)
 def med(f):
@@ -43,9 +48,9 @@ def med(f):
     for _ in range({runs}):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     return float(np.median(ts))
-sess = cpu_session({out!r} + '/model.onnx', threads={threads})
+sess = ort_session({out!r} + '/model.onnx', threads={threads})
 ort_ms = med(lambda: sess.run(['logits'], {{'image': x}})) * 1e3
-m, _ = build_paddle_model(p, None); xt = paddle.to_tensor(x)
+m, _ = load_model(p, None); xt = paddle.to_tensor(x)
 with paddle.no_grad():
     pd_ms = med(lambda: m(xt).numpy()) * 1e3
 from paddle.inference import Config, create_predictor
@@ -60,8 +65,14 @@ print(json.dumps({{'ort_ms': ort_ms, 'paddle_dygraph_ms': pd_ms, 'paddle_inferen
 """
     env_threads = {"OMP_NUM_THREADS": str(threads)}
     import os
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, **env_threads})
+
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env_threads},
+    )
     if r.returncode:
         raise SystemExit(r.stderr[-2000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -77,19 +88,27 @@ def main() -> int:
     for model in args.models:
         with tempfile.TemporaryDirectory() as out:
             # A fresh interpreter per model so peak RSS belongs to that export alone.
-            row = json.loads(subprocess.run(
-                [sys.executable, __file__, "--_child-export", model, out], cwd=ROOT,
-                capture_output=True, text=True, check=True).stdout)
+            row = json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--_child-export", model, out],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
             row.update(_latency_child(model, out, args.runs, args.threads))
         row["model"] = model
         row["ort_vs_paddle_inference"] = row["paddle_inference_ms"] / row["ort_ms"]
         row["ort_vs_paddle_dygraph"] = row["paddle_dygraph_ms"] / row["ort_ms"]
         rows.append(row)
-        print(f"{model:<16} export {row['wall_s']:6.1f} s  peak RSS {row['peak_rss_gb']:5.2f} GB | "
-              f"batch 1: ORT {row['ort_ms']:.1f} ms, Paddle Inference {row['paddle_inference_ms']:.1f}"
-              f" ms (ORT ×{row['ort_vs_paddle_inference']:.2f}), Paddle dygraph "
-              f"{row['paddle_dygraph_ms']:.1f} ms (ORT ×{row['ort_vs_paddle_dygraph']:.2f})",
-              flush=True)
+        print(
+            f"{model:<16} export {row['wall_s']:6.1f} s  peak RSS {row['peak_rss_gb']:5.2f} GB | "
+            f"batch 1: ORT {row['ort_ms']:.1f} ms, Paddle Inference {row['paddle_inference_ms']:.1f}"
+            f" ms (ORT ×{row['ort_vs_paddle_inference']:.2f}), Paddle dygraph "
+            f"{row['paddle_dygraph_ms']:.1f} ms (ORT ×{row['ort_vs_paddle_dygraph']:.2f})",
+            flush=True,
+        )
     print(json.dumps(rows, indent=2))
     return 0
 

@@ -8,13 +8,14 @@
            Each count runs in a fresh process, so peak RSS is comparable: it must not grow with
            the number of images (statistics are streamed, one batch alive at a time).
 - fp16:    wall time of `build --fp16` for cait_s_36_384 (goal ≤ 120 s on 2 cores), and of the
-           stage chain export + fuse + to_fp16 alone (the part this issue owns).
+           stage chain export + fuse + to_fp16 alone (the CPU part of a build).
 - latency: ONNX Runtime CPU latency, fp32 vs int8, cait_xxs_24, batch 1 and 8 (median of runs,
            2 threads, one process per model: engines are benchmarked in separate processes).
            int8 twice: rest fp16 (the TensorRT model; ORT CPU lacks most fp16 kernels and
            inserts casts) and rest fp32 (ORT fuses its Q/DQ into integer kernels).
 Artifacts and images go to --work (default /tmp/bench_precision) and are reused between runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,7 @@ def _env():
 
 def _child(*args) -> dict:
     """Run this script's hidden worker in a fresh process; it prints one JSON line last."""
-    r = subprocess.run([PY, __file__, *map(str, args)], env=_env(), capture_output=True,
-                       text=True)
+    r = subprocess.run([PY, __file__, *map(str, args)], env=_env(), capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"worker {args} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -48,6 +48,7 @@ def _child(*args) -> dict:
 
 def _peak_rss_mb() -> float:
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -55,27 +56,44 @@ def _peak_rss_mb() -> float:
 def worker_calib(src: str, data: str, images: int) -> dict:
     import onnx
 
+    from pipeline.contract.reference import runnable
     from pipeline.data import ImageFolderDataset, split_calib_parity
+    from pipeline.onnx_io import image_input
     from pipeline.stages.calibrate import calibrate
-    from pipeline.stages.quantize import input_size, parity_count, prepare, quantizable, runnable
+    from pipeline.stages.quantize import parity_count, prepare, quantizable
+
     ds = ImageFolderDataset.from_dir(data)
     calib = split_calib_parity(ds.samples, images, parity_count(len(ds), 256)).calib
     model = onnx.load(src)
     prepare(model)
     acts = sorted({t["act"] for t in quantizable(model).values()})
     rss_before = _peak_rss_mb()
-    _, meta = calibrate(runnable(model), Path(src), acts, calib, input_size(model), cache=None,
-                        data_hash="bench", progress=False)
-    return {"images": meta["images"], "tensors": len(acts), "seconds": meta["seconds"],
-            "images_per_s": meta["images_per_s"], "rss_before_mb": round(rss_before),
-            "peak_rss_mb": round(_peak_rss_mb())}
+    _, meta = calibrate(
+        runnable(model),
+        Path(src),
+        acts,
+        calib,
+        image_input(model).size,
+        cache=None,
+        data_hash="bench",
+        progress=False,
+    )
+    return {
+        "images": meta["images"],
+        "tensors": len(acts),
+        "seconds": meta["seconds"],
+        "images_per_s": meta["images_per_s"],
+        "rss_before_mb": round(rss_before),
+        "peak_rss_mb": round(_peak_rss_mb()),
+    }
 
 
 def worker_latency(path: str, batch: int, runs: int) -> dict:
     import numpy as np
 
-    from pipeline.onnx_io import cpu_session
-    sess = cpu_session(Path(path), threads=2)
+    from pipeline.onnx_io import ort_session
+
+    sess = ort_session(Path(path), threads=2)
     x = np.random.default_rng(0).normal(size=(batch, 3, 224, 224)).astype(np.float32)
     name = sess.get_inputs()[0].name
     for _ in range(2):
@@ -85,8 +103,11 @@ def worker_latency(path: str, batch: int, runs: int) -> dict:
         t = time.perf_counter()
         sess.run(None, {name: x})
         times.append(time.perf_counter() - t)
-    return {"median_ms": round(1000 * float(np.median(times)), 1),
-            "p90_ms": round(1000 * float(np.percentile(times, 90)), 1), "runs": runs}
+    return {
+        "median_ms": round(1000 * float(np.median(times)), 1),
+        "p90_ms": round(1000 * float(np.percentile(times, 90)), 1),
+        "runs": runs,
+    }
 
 
 # ---- sections -------------------------------------------------------------------------------
@@ -95,6 +116,7 @@ def _xxs24(work: Path) -> Path:
     if not (out / "model.onnx").exists():
         from pipeline.presets import get_preset
         from pipeline.stages.export import export
+
         export(get_preset("cait_xxs_24"), out)
     return out / "model.onnx"
 
@@ -102,7 +124,8 @@ def _xxs24(work: Path) -> Path:
 def _images(work: Path, n: int = 1000) -> Path:
     d = work / "jpegs"
     if not d.exists() or len(list(d.iterdir())) < n:
-        from pipeline.data.synthetic import write_synthetic_imagenet
+        from tests.support.synthetic import write_synthetic_imagenet
+
         write_synthetic_imagenet(d, n, size=256, num_classes=20)
     return d
 
@@ -114,13 +137,22 @@ def bench_calib(work: Path) -> dict:
 
 def bench_latency(work: Path, runs: int) -> dict:
     from pipeline.stages.quantize import to_int8
+
     src = _xxs24(work)
     variants = {"fp32": src}
-    for rest in ("fp16", "fp32"):   # int8 + fp16 (TensorRT's model), int8 + fp32 (ORT CPU's)
+    for rest in ("fp16", "fp32"):  # int8 + fp16 (TensorRT's model), int8 + fp32 (ORT CPU's)
         dst = src.parent / f"model.int8_{rest}.onnx"
         if not dst.exists():
-            to_int8(src, dst, calib_data=_images(work), images=128, method="entropy", rest=rest,
-                    cache=src.parent / "calib.json", progress=False)
+            to_int8(
+                src,
+                dst,
+                calib_data=_images(work),
+                images=128,
+                method="entropy",
+                rest=rest,
+                cache=src.parent / "calib.json",
+                progress=False,
+            )
         variants[f"int8_rest_{rest}"] = dst
     out = {}
     for name, path in variants.items():
@@ -132,25 +164,47 @@ def bench_latency(work: Path, runs: int) -> dict:
 def bench_fp16(work: Path, with_build: bool) -> dict:
     res = {}
     out = work / "cait_s_36_384_fp16"
-    code = ("import sys,time,json;sys.path.insert(0,%r);t0=time.perf_counter();"
-            "from pipeline.presets import get_preset;from pipeline.stages.export import export;"
-            "from pipeline.stages.fuse import fuse;from pipeline.stages.precision import to_fp16;"
-            "p=get_preset('cait_s_36_384');o=%r;export(p,o,force=True);t1=time.perf_counter();"
-            "fuse(o+'/model.onnx',o+'/model.fused.onnx',expect_blocks=p.depth,force=True);"
-            "t2=time.perf_counter();to_fp16(o+'/model.fused.onnx',o+'/model.fp16.onnx',force=True);"
-            "t3=time.perf_counter();print(json.dumps({'export_s':round(t1-t0,1),"
-            "'fuse_s':round(t2-t1,1),'to_fp16_s':round(t3-t2,1),'total_s':round(t3-t0,1)}))"
-            % (str(ROOT), str(out)))
+    code = (
+        f"import sys,time,json;sys.path.insert(0,{str(ROOT)!r});t0=time.perf_counter();"
+        "from pipeline.presets import get_preset;from pipeline.stages.export import export;"
+        "from pipeline.stages.fuse import fuse;from pipeline.stages.precision import to_fp16;"
+        f"p=get_preset('cait_s_36_384');o={str(out)!r};export(p,o,force=True);t1=time.perf_counter();"
+        "fuse(o+'/model.onnx',o+'/model.fused.onnx',expect_blocks=p.depth,force=True);"
+        "t2=time.perf_counter();to_fp16(o+'/model.fused.onnx',o+'/model.fp16.onnx',force=True);"
+        "t3=time.perf_counter();print(json.dumps({'export_s':round(t1-t0,1),"
+        "'fuse_s':round(t2-t1,1),'to_fp16_s':round(t3-t2,1),'total_s':round(t3-t0,1)}))"
+    )
     r = subprocess.run([PY, "-c", code], env=_env(), capture_output=True, text=True)
-    res["stages"] = (json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0
-                     else {"error": r.stderr[-800:]})
+    res["stages"] = (
+        json.loads(r.stdout.strip().splitlines()[-1])
+        if r.returncode == 0
+        else {"error": r.stderr[-800:]}
+    )
     if with_build:
         t = time.perf_counter()
-        r = subprocess.run([PY, "-m", "pipeline", "build", "--model", "cait_s_36_384", "--fp16",
-                            "--out", str(work / "build_s36"), "--images", "8"],
-                           env=_env(), capture_output=True, text=True)
-        res["build_cli"] = {"seconds": round(time.perf_counter() - t, 1), "rc": r.returncode,
-                            "tail": r.stderr.strip().splitlines()[-1:] if r.returncode else []}
+        r = subprocess.run(
+            [
+                PY,
+                "-m",
+                "pipeline",
+                "build",
+                "--model",
+                "cait_s_36_384",
+                "--fp16",
+                "--out",
+                str(work / "build_s36"),
+                "--images",
+                "8",
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+        )
+        res["build_cli"] = {
+            "seconds": round(time.perf_counter() - t, 1),
+            "rc": r.returncode,
+            "tail": r.stderr.strip().splitlines()[-1:] if r.returncode else [],
+        }
     return res
 
 
@@ -183,8 +237,10 @@ def main(argv=None) -> int:
             results["fp16"] = bench_fp16(work, not args.no_build)
         else:
             raise SystemExit(f"unknown section {section!r}")
-        print(f"{section} ({time.perf_counter() - t:.0f} s): {json.dumps(results[section])}",
-              flush=True)
+        print(
+            f"{section} ({time.perf_counter() - t:.0f} s): {json.dumps(results[section])}",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

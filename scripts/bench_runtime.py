@@ -11,8 +11,9 @@ Artifacts are found under --root (searched recursively; override with --fp32/--f
 - ORT fp32 fast:    a model.fused.onnx without plugin nodes (build --attention onnx)
 - ORT int8:         a model.int8.onnx without plugin nodes (build --int8 --attention onnx)
 Missing ones are skipped with a note. Numbers are wall-clock medians; on shared CPUs expect
-±30 % noise (design §8): compare ratios from one run, not numbers across runs.
+±30 % noise on shared machines: compare ratios from one run, not numbers across runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,8 @@ REFERENCE = "paddle-inference"
 def plugin_free(path: Path) -> bool:
     import onnx
 
-    from pipeline.plugin_specs import SPECS
+    from pipeline.contract import SPECS
+
     m = onnx.load(str(path), load_external_data=False)
     return not any(n.op_type in SPECS for n in m.graph.node)
 
@@ -48,8 +50,9 @@ def find_artifacts(args) -> dict[str, Path | None]:
         return None
 
     found["ort-fp32"] = Path(args.fp32) if args.fp32 else first("model.onnx")
-    found["ort-fp32-fast"] = Path(args.fast) if args.fast else first("model.fused.onnx",
-                                                                      plugin_free)
+    found["ort-fp32-fast"] = (
+        Path(args.fast) if args.fast else first("model.fused.onnx", plugin_free)
+    )
     found["ort-int8"] = Path(args.int8) if args.int8 else first("model.int8.onnx", plugin_free)
     program = first("paddle/inference.json") or first("paddle/inference.pdmodel")
     found["paddle-inference"] = program
@@ -59,10 +62,13 @@ def find_artifacts(args) -> dict[str, Path | None]:
 
 # ---- worker: one engine, one process ----------------------------------------------------------
 
+
 def make_runner(engine: str, path: str, preset, threads: int):
     import numpy as np
+
     if engine.startswith("ort"):
         import onnxruntime as ort
+
         o = ort.SessionOptions()
         o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
         sess = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
@@ -70,15 +76,20 @@ def make_runner(engine: str, path: str, preset, threads: int):
         dtype = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
         return lambda x: sess.run(None, {name: x.astype(dtype)})[0]
     import paddle
+
     paddle.set_device("cpu")
     if engine == "paddle-dygraph":
         from pipeline.models import build_model
+
         model = build_model(preset)
+
         def run(x):
             with paddle.no_grad():
                 return model(paddle.to_tensor(x)).numpy()
+
         return run
     import paddle.inference as pi
+
     program = Path(path)
     config = pi.Config(str(program), str(program.with_suffix(".pdiparams")))
     config.disable_gpu()
@@ -89,22 +100,29 @@ def make_runner(engine: str, path: str, preset, threads: int):
     predictor = pi.create_predictor(config)
     inp = predictor.get_input_handle(predictor.get_input_names()[0])
     out = predictor.get_output_handle(predictor.get_output_names()[0])
+
     def run(x):
         inp.reshape(list(x.shape))
         inp.copy_from_cpu(x)
         predictor.run()
         return out.copy_to_cpu()
+
     return run
 
 
 def worker(args) -> None:
     import numpy as np
+
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from pipeline.presets import get_preset
+
     preset = get_preset(args.model)
     run = make_runner(args.worker, args.path, preset, args.threads)
-    x = np.random.default_rng(0).standard_normal(
-        (args.batch, 3, preset.img_size, preset.img_size)).astype(np.float32)
+    x = (
+        np.random.default_rng(0)
+        .standard_normal((args.batch, 3, preset.img_size, preset.img_size))
+        .astype(np.float32)
+    )
     for _ in range(args.warmup):
         run(x)
     times = []
@@ -116,11 +134,21 @@ def worker(args) -> None:
         if len(times) >= args.max_iters:
             break
     med = statistics.median(times)
-    print(json.dumps({"engine": args.worker, "batch": args.batch, "median_ms": med * 1e3,
-                      "images_per_s": args.batch / med, "iters": len(times)}))
+    print(
+        json.dumps(
+            {
+                "engine": args.worker,
+                "batch": args.batch,
+                "median_ms": med * 1e3,
+                "images_per_s": args.batch / med,
+                "iters": len(times),
+            }
+        )
+    )
 
 
 # ---- parent: one subprocess per (engine, batch) -----------------------------------------------
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -151,16 +179,40 @@ def main(argv=None) -> int:
             notes.append(f"{engine}: skipped — no artifact under {args.root}")
             continue
         for batch in args.batches:
-            cmd = [sys.executable, __file__, "--worker", engine, "--path", str(path),
-                   "--batch", str(batch), "--model", args.model, "--threads", str(args.threads),
-                   "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-                   "--min-iters", str(args.min_iters), "--max-iters", str(args.max_iters)]
-            env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                       OMP_NUM_THREADS=str(args.threads), GLOG_minloglevel="2")
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                engine,
+                "--path",
+                str(path),
+                "--batch",
+                str(batch),
+                "--model",
+                args.model,
+                "--threads",
+                str(args.threads),
+                "--seconds",
+                str(args.seconds),
+                "--warmup",
+                str(args.warmup),
+                "--min-iters",
+                str(args.min_iters),
+                "--max-iters",
+                str(args.max_iters),
+            ]
+            env = dict(
+                os.environ,
+                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                OMP_NUM_THREADS=str(args.threads),
+                GLOG_minloglevel="2",
+            )
             r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = next((l for l in reversed(r.stdout.splitlines()) if l.startswith("{")), None)
+            line = next((s for s in reversed(r.stdout.splitlines()) if s.startswith("{")), None)
             if r.returncode != 0 or line is None:
-                notes.append(f"{engine} batch {batch}: failed — {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+                notes.append(
+                    f"{engine} batch {batch}: failed — {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
+                )
                 continue
             results.append(json.loads(line))
     ref = {r["batch"]: r["median_ms"] for r in results if r["engine"] == REFERENCE}
@@ -168,16 +220,26 @@ def main(argv=None) -> int:
     for r in results:
         ratio = (ref[r["batch"]] / r["median_ms"]) if r["batch"] in ref else float("nan")
         r["speedup_vs_paddle_inference"] = ratio
-        print(f"{r['engine']:<18} {r['batch']:>5} {r['median_ms']:>10.1f} "
-              f"{r['images_per_s']:>8.1f} {ratio:>18.2f}×")
+        print(
+            f"{r['engine']:<18} {r['batch']:>5} {r['median_ms']:>10.1f} "
+            f"{r['images_per_s']:>8.1f} {ratio:>18.2f}×"
+        )
     for n in notes:
         print(f"note: {n}")
     if not ref:
         print("note: no Paddle Inference figures: ratios are undefined (nan)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "notes": notes,
-                                               "artifacts": {k: str(v) for k, v in found.items()},
-                                               "threads": args.threads}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "results": results,
+                    "notes": notes,
+                    "artifacts": {k: str(v) for k, v in found.items()},
+                    "threads": args.threads,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -38,6 +38,7 @@ Assumptions (each one can be wrong; they are stated so that a measurement can re
   passes) per block, at the L2 bandwidth shared by the SMs that have a block (at most 64 bytes per
   clock per SM); blocks per SM from shared memory, threads and registers; waves of blocks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,14 +51,45 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PRESETS = [("xxs_24", 4, 196), ("xxs_24_384", 4, 576), ("xs_24_384", 6, 576), ("s_24", 8, 196),
-           ("s_36_384", 8, 576), ("m_36_384", 16, 576), ("m_48_448", 16, 784)]
+PRESETS = [
+    ("xxs_24", 4, 196),
+    ("xxs_24_384", 4, 576),
+    ("xs_24_384", 6, 576),
+    ("s_24", 8, 196),
+    ("s_36_384", 8, 576),
+    ("m_36_384", 16, 576),
+    ("m_48_448", 16, 784),
+]
 D = 48
 GPUS = {
-    "H200": dict(arch=90, sms=132, clock=1.98e9, tc=990e12, tc_eff=0.65, dram=4.8e12, l2=7.0e12, l2_size=50e6,
-                 smem_sm=228 * 1024, smem_block=227 * 1024, threads_sm=2048, launch=1.5e-6),
-    "Orin": dict(arch=87, sms=16, clock=1.3e9, tc=42e12, tc_eff=0.65, dram=204.8e9, l2=409.6e9, l2_size=4e6,
-                 smem_sm=164 * 1024, smem_block=163 * 1024, threads_sm=1536, launch=5e-6),
+    "H200": dict(
+        arch=90,
+        sms=132,
+        clock=1.98e9,
+        tc=990e12,
+        tc_eff=0.65,
+        dram=4.8e12,
+        l2=7.0e12,
+        l2_size=50e6,
+        smem_sm=228 * 1024,
+        smem_block=227 * 1024,
+        threads_sm=2048,
+        launch=1.5e-6,
+    ),
+    "Orin": dict(
+        arch=87,
+        sms=16,
+        clock=1.3e9,
+        tc=42e12,
+        tc_eff=0.65,
+        dram=204.8e9,
+        l2=409.6e9,
+        l2_size=4e6,
+        smem_sm=164 * 1024,
+        smem_block=163 * 1024,
+        threads_sm=1536,
+        launch=5e-6,
+    ),
 }
 ETA_FUSED, ETA_MEMORY = 0.5, 0.8
 ISSUE, MUFU_LANES, SMEM_BYTES = 4, 16, 128  # per SM per clock
@@ -65,9 +97,10 @@ ISSUE, MUFU_LANES, SMEM_BYTES = 4, 16, 128  # per SM per clock
 
 # ---- the plugin-free graph ---------------------------------------------------------------------
 
+
 def unfused_time(gpu: dict, B: int, H: int, N: int, bytes_per_element: int, kernels: int) -> float:
     elements = B * H * N * N
-    io = B * N * 4 * H * D * 2                    # read q, k, v, write o
+    io = B * N * 4 * H * D * 2  # read q, k, v, write o
     fits_l2 = elements * 2 <= gpu["l2_size"] / 2
     bw = gpu["l2"] if fits_l2 else gpu["dram"]
     memory = (elements * bytes_per_element + io) / (bw * ETA_MEMORY)
@@ -77,9 +110,11 @@ def unfused_time(gpu: dict, B: int, H: int, N: int, bytes_per_element: int, kern
 
 # ---- SASS loop costs ----------------------------------------------------------------------------
 
+
 def sass_costs(compiled=None):
     """{("tc", H, T, one_pass, arch) | ("cuda", arch): cost dict} from the compiled kernels."""
     from tests.plugins import kernel_report as kr
+
     compiled = compiled or kr.compile_all(archs=(87, 90))
     regs = {(r["kernel"], r["arch"]): r["registers"] for c in compiled.values() for r in c.records}
     costs = {}
@@ -90,16 +125,25 @@ def sass_costs(compiled=None):
         label = kr.kernel_label(f.name)
         loops = []
         for first, last in f.loops():
-            body = f.instrs[first:last + 1]
-            loops.append((first, last, collections.Counter(i.family for i in body) + collections.Counter(n=len(body))))
+            body = f.instrs[first : last + 1]
+            loops.append(
+                (
+                    first,
+                    last,
+                    collections.Counter(i.family for i in body) + collections.Counter(n=len(body)),
+                )
+            )
         if label.startswith("tensor core"):
             H, T = (int(x) for x in re.findall(r"[HT]=(\d+)", label))
             one = "1-pass" in label
             work = [lp for lp in loops if lp[2]["HMMA"]]
             bar = sorted((lp for lp in work if lp[2]["BAR"]), key=lambda lp: lp[0])
             if one:
-                cost = dict(chunk=bar[0][2], post=[c for a, b, c in work if c["MUFU"] and not c["BAR"]],
-                            pv=[c for a, b, c in work if c["LDG"] and not c["MUFU"] and not c["BAR"]])
+                cost = dict(
+                    chunk=bar[0][2],
+                    post=[c for a, b, c in work if c["MUFU"] and not c["BAR"]],
+                    pv=[c for a, b, c in work if c["LDG"] and not c["MUFU"] and not c["BAR"]],
+                )
             else:
                 p1, p2 = bar[0], bar[1]
                 inner = [c for a, b, c in work if p2[0] < a and b <= p2[1]]
@@ -108,17 +152,26 @@ def sass_costs(compiled=None):
             cost["total"] = len(f.instrs)
             costs["tc", H, T, one, f.arch] = cost
         elif label == "full-row fp16":
-            inner = [c for a, b, c in loops if c["FFMA"] == 16 and c["LDG"] == 1 and c["LDS"] == 16 and not c["STS"]]
+            inner = [
+                c
+                for a, b, c in loops
+                if c["FFMA"] == 16 and c["LDG"] == 1 and c["LDS"] == 16 and not c["STS"]
+            ]
             costs["cuda", f.arch] = dict(score=inner[0]["n"], pv=inner[-1]["n"])
     return costs
 
 
 # ---- the kernels ---------------------------------------------------------------------------------
 
+
 def cuda_core_time(gpu: dict, cost: dict, B: int, H: int, N: int, streaming: bool) -> float:
     # warp instructions per (row, key, head): score loop per 16 rows x 32 keys x 1 channel, P'V loop
     # per 16 rows x 32 channels x 1 key, mixes 2 x 256 predicated FFMA per (row, key) / 32 lanes.
-    per = D * cost["score"] / 512 * (1.5 if streaming else 1.0) + D * cost["pv"] / 512 + 2 * 256 / 32 / H
+    per = (
+        D * cost["score"] / 512 * (1.5 if streaming else 1.0)
+        + D * cost["pv"] / 512
+        + 2 * 256 / 32 / H
+    )
     clocks = B * H * N * N * per / (ISSUE * gpu["sms"])
     return clocks / gpu["clock"] / ETA_FUSED + gpu["launch"]
 
@@ -134,33 +187,42 @@ def tc_block(gpu: dict, cost: dict, H: int, N: int, rows: int, one_pass: bool, a
 
     if one_pass:
         add(cost["chunk"], warps * chunks)
-        for loop in cost["post"]:              # one loop per mix-group slot, once per chunk
+        for loop in cost["post"]:  # one loop per mix-group slot, once per chunk
             add(loop, warps * chunks)
-        for loop in cost["pv"]:                # 16 keys per iteration
+        for loop in cost["pv"]:  # 16 keys per iteration
             add(loop, warps * chunks * 2)
     else:
         add(cost["pass1"], warps * chunks)
-        add(cost["pass2"], warps * chunks)     # holds one iteration of its inner P'V loop
+        add(cost["pass2"], warps * chunks)  # holds one iteration of its inner P'V loop
         for loop in cost["inner"]:
-            add(loop, warps * chunks)          # the second 16-key iteration
-    counts["n"] += cost["total"] * warps       # set-up and epilogue, once
+            add(loop, warps * chunks)  # the second 16-key iteration
+    counts["n"] += cost["total"] * warps  # set-up and epilogue, once
     kv = (2 if one_pass else 3) * N * H * D * 2 + 2 * rows * H * D * 2
     smem = (counts["LDS"] + counts["STS"]) * 128 + counts["LDSM"] * 512
     hmma_clk = 4096 / (gpu["tc"] * gpu["tc_eff"] / (gpu["sms"] * gpu["clock"]))
     l2_per_sm_clk = min(64.0, gpu["l2"] / (active_sms * gpu["clock"]))
-    bounds = {"issue": counts["n"] / ISSUE, "tensor": counts["HMMA"] * hmma_clk,
-              "exp": counts["MUFU"] * 32 / MUFU_LANES, "smem": smem / SMEM_BYTES, "L2": kv / l2_per_sm_clk}
+    bounds = {
+        "issue": counts["n"] / ISSUE,
+        "tensor": counts["HMMA"] * hmma_clk,
+        "exp": counts["MUFU"] * 32 / MUFU_LANES,
+        "smem": smem / SMEM_BYTES,
+        "L2": kv / l2_per_sm_clk,
+    }
     name = max(bounds, key=bounds.get)
     return bounds[name], name
 
 
 def tc_time(gpu: dict, costs: dict, plan, B: int, H: int, N: int):
     from tests.plugins.emulation import TC_ONE_PASS
+
     variant, rows, _, smem, threads = plan
     one = variant == TC_ONE_PASS
     cost = costs["tc", H, 2 if rows > 16 else 1, one, gpu["arch"]]
-    per_sm = min(gpu["smem_sm"] // (smem + 1024), gpu["threads_sm"] // threads,
-                 65536 // (math.ceil(cost["regs"] * 32 / 256) * 256 * (threads // 32)))
+    per_sm = min(
+        gpu["smem_sm"] // (smem + 1024),
+        gpu["threads_sm"] // threads,
+        65536 // (math.ceil(cost["regs"] * 32 / 256) * 256 * (threads // 32)),
+    )
     blocks = B * math.ceil(N / rows)
     waves = math.ceil(blocks / (gpu["sms"] * per_sm))
     resident = min(per_sm, math.ceil(blocks / gpu["sms"]))
@@ -171,10 +233,13 @@ def tc_time(gpu: dict, costs: dict, plan, B: int, H: int, N: int):
 def table(batches=(1, 32), markdown: bool = True, compiled=None) -> str:
     """The prediction table; `compiled`: kernel_report.compile_all() output to reuse."""
     from tests.plugins import emulation
+
     costs = sass_costs(compiled)
     lib = emulation.build_emulation()
-    head = ("| GPU | preset | B | plugin-free TRT (5 kernels) | fused middle (3) | PyTorch eager (7) | old CUDA-core kernel "
-            "| tensor-core kernel (plan, bound) | vs plugin-free | vs eager | vs old |")
+    head = (
+        "| GPU | preset | B | plugin-free TRT (5 kernels) | fused middle (3) | PyTorch eager (7) | old CUDA-core kernel "
+        "| tensor-core kernel (plan, bound) | vs plugin-free | vs eager | vs old |"
+    )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for gname, gpu in GPUS.items():
         for name, H, N in PRESETS:
@@ -182,17 +247,38 @@ def table(batches=(1, 32), markdown: bool = True, compiled=None) -> str:
                 trt = unfused_time(gpu, B, H, N, 16, 5)
                 mid = unfused_time(gpu, B, H, N, 8, 3)
                 eager = unfused_time(gpu, B, H, N, 24, 7)
-                old_plan = emulation.plan(lib, B, H, N, D, fp16=False, smem=gpu["smem_block"], sm_count=gpu["sms"],
-                                          sm_version=gpu["arch"])
-                old = cuda_core_time(gpu, costs["cuda", gpu["arch"]], B, H, N, old_plan[0] == emulation.STREAMING)
-                plan = emulation.plan(lib, B, H, N, D, smem=gpu["smem_block"], sm_count=gpu["sms"],
-                                      sm_version=gpu["arch"])
+                old_plan = emulation.plan(
+                    lib,
+                    B,
+                    H,
+                    N,
+                    D,
+                    fp16=False,
+                    smem=gpu["smem_block"],
+                    sm_count=gpu["sms"],
+                    sm_version=gpu["arch"],
+                )
+                old = cuda_core_time(
+                    gpu, costs["cuda", gpu["arch"]], B, H, N, old_plan[0] == emulation.STREAMING
+                )
+                plan = emulation.plan(
+                    lib,
+                    B,
+                    H,
+                    N,
+                    D,
+                    smem=gpu["smem_block"],
+                    sm_count=gpu["sms"],
+                    sm_version=gpu["arch"],
+                )
                 one = plan[0] == emulation.TC_ONE_PASS
                 new, bound = tc_time(gpu, costs, plan, B, H, N)
                 tag = f"{'1-pass' if one else '2-pass'} r{plan[1]}, {bound}"
                 us = lambda t: f"{t * 1e6:,.0f}"  # noqa: E731
-                lines.append(f"| {gname} | {name} | {B} | {us(trt)} | {us(mid)} | {us(eager)} | {us(old)} "
-                             f"| {us(new)} ({tag}) | {trt / new:.1f}x | {eager / new:.1f}x | {old / new:.0f}x |")
+                lines.append(
+                    f"| {gname} | {name} | {B} | {us(trt)} | {us(mid)} | {us(eager)} | {us(old)} "
+                    f"| {us(new)} ({tag}) | {trt / new:.1f}x | {eager / new:.1f}x | {old / new:.0f}x |"
+                )
     out = "\n".join(lines)
     return out if markdown else out.replace("|---", "").replace("---:", "")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Profile a TensorRT engine with trtexec, like for like on 10.x and 11.x (design §3), and print
+# Profile a TensorRT engine with trtexec, like for like on 10.x and 11.x, and print
 # images/s, GPU compute percentiles and time per CaiT block kind.
 #   scripts/profile_engine.sh ENGINE [BATCH] [extra `python -m pipeline profile` options]
 # One implementation: this wraps `python -m pipeline profile` (pipeline/trt/profile.py).

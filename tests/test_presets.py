@@ -1,4 +1,5 @@
 """The preset table: counts equal the reference implementation's, and the Paddle model agrees."""
+
 import json
 
 import pytest
@@ -8,9 +9,15 @@ from pipeline.presets import PRESETS, get_preset
 
 # Reference implementation (timm / PaddleViT) parameter counts, from the issue.
 REFERENCE_PARAMS = {
-    "cait_xxs_24": 11_956_264, "cait_xxs_36": 17_299_720, "cait_s_24": 46_916_200,
-    "cait_xxs_24_384": 12_029_224, "cait_xxs_36_384": 17_372_680, "cait_xs_24_384": 26_670_088,
-    "cait_s_24_384": 47_062_120, "cait_s_36_384": 68_366_632, "cait_m_36_384": 271_221_352,
+    "cait_xxs_24": 11_956_264,
+    "cait_xxs_36": 17_299_720,
+    "cait_s_24": 46_916_200,
+    "cait_xxs_24_384": 12_029_224,
+    "cait_xxs_36_384": 17_372_680,
+    "cait_xs_24_384": 26_670_088,
+    "cait_s_24_384": 47_062_120,
+    "cait_s_36_384": 68_366_632,
+    "cait_m_36_384": 271_221_352,
     "cait_m_48_448": 356_460_520,
 }
 ZOO = [n for n, p in PRESETS.items() if p.zoo]
@@ -28,7 +35,9 @@ def test_derived_param_count_matches_reference(name):
 @pytest.mark.parametrize("name", ["cait_xxs_24", "cait_xs_24_384", "cait_digits"])
 def test_paddle_model_has_exactly_the_table_count(name):
     import numpy as np
+
     from pipeline.models import build_model
+
     p = PRESETS[name]
     model = build_model(p)
     assert sum(int(np.prod(t.shape)) for t in model.parameters()) == p.params
@@ -58,8 +67,15 @@ def test_models_json_cli(cli):
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert {row["name"]: row["params"] for row in rows} == REFERENCE_PARAMS
-    for key in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "init_scale",
-                "gflops"):
+    for key in (
+        "img_size",
+        "patch_size",
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "init_scale",
+        "gflops",
+    ):
         assert all(key in row for row in rows)
 
 

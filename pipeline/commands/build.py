@@ -1,26 +1,52 @@
 """`build`: the whole pipeline for one preset — export → fuse (+verify) → precision → parity →
-compatibility check → engine (or, without TensorRT, a ready script for the target)."""
+compatibility check → engine (or, without TensorRT, a ready script for the target).
+
+Every input is validated before the first stage runs (a bad calibration folder fails in a
+second, not after export), the steps are a table, and the closing summary says what was written
+where.
+"""
+
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from pathlib import Path
 
-from pipeline.commands.common import (add_model_args, out_dir_from_args, parse_batch,
-                                     preset_from_args)
+from pipeline.artifacts import EXPORTED, FP16, FUSED, INT8, MANIFEST, PARITY_MD
+from pipeline.commands.common import (
+    add_engine_args,
+    add_model_args,
+    engine_settings,
+    out_dir_from_args,
+    preset_from_args,
+)
+from pipeline.data import ImageFolderDataset
 from pipeline.errors import UserError
+from pipeline.presets import Preset
+from pipeline.stages.engine import engine_stage
+from pipeline.stages.export import export, validate_opset
+from pipeline.stages.fuse import fuse
+from pipeline.stages.parity import parity_ladder
+from pipeline.stages.precision import to_fp16
+from pipeline.stages.quantize import calibration_set, to_int8
+from pipeline.trt.check import check_onnx
+from pipeline.trt.settings import EngineSettings
+from pipeline.weights import checkpoint_path
 
 log = logging.getLogger(__name__)
-
-HELP = ("build a preset end to end: export, fuse, FP16/INT8, parity ladder, TensorRT engine "
-        "(or the script that builds it on the target)")
 
 
 def add_arguments(p):
     add_model_args(p, out_help="artifact directory (default: engines/<model>/<fp32|fp16|int8>)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13–20 (default 17)")
-    p.add_argument("--attention", choices=["plugin", "onnx"], default="plugin",
-                   help="fused attention as TensorRT plugin nodes (default) or plain ONNX "
-                        "(plugin-free fast path)")
+    p.add_argument(
+        "--attention",
+        choices=["plugin", "onnx"],
+        default="plugin",
+        help="fused attention as TensorRT plugin nodes (default) or plain ONNX "
+        "(plugin-free fast path)",
+    )
     g = p.add_argument_group("precision")
     g.add_argument("--fp16", action="store_true", help="write model.fp16.onnx (mixed precision)")
     g.add_argument("--fp16-io", action="store_true", help="fp16 graph inputs/outputs")
@@ -30,112 +56,199 @@ def add_arguments(p):
     g.add_argument("--calib-method", choices=["entropy", "percentile", "max"], default="entropy")
     g.add_argument("--calib-seed", type=int, default=0)
     g = p.add_argument_group("parity")
-    g.add_argument("--data", help="labelled images for the parity ladder (default: --calib-data "
-                   "if given, else synthetic images: agreement only)")
-    g.add_argument("--images", type=int, default=8,
-                   help="parity images (default 8: a quick check that keeps build --fp16 of "
-                        "cait_s_36_384 under 2 minutes on 2 cores; `parity --images 256` is the "
-                        "thorough ladder)")
+    g.add_argument(
+        "--data",
+        help="labelled images for the parity ladder (default: --calib-data "
+        "if given, else synthetic images: agreement only)",
+    )
+    g.add_argument(
+        "--images",
+        type=int,
+        default=8,
+        help="parity images (default 8: a quick check that keeps build --fp16 of "
+        "cait_s_36_384 under 2 minutes on 2 cores; `parity --images 256` is the "
+        "thorough ladder)",
+    )
     g = p.add_argument_group("engine")
-    g.add_argument("--trt", default="10.3", help="TensorRT target for the compatibility check "
-                   "and the engine script: 10.3 (Jetson floor), 10.16 or 11.x")
+    add_engine_args(g, target=True)
     g.add_argument("--plugins", help="libcait_trt_plugins.so to load when building the engine")
-    g.add_argument("--batch", default="1:8:32", help="optimization profile min:opt:max")
-    g.add_argument("--require-engine", action="store_true",
-                   help="fail instead of writing a script when TensorRT is not available")
+    g.add_argument(
+        "--require-engine",
+        action="store_true",
+        help="fail instead of writing a script when TensorRT is not available",
+    )
 
 
-def _plan(args):
-    steps = ["export", "fuse"]
-    steps += ["fp16"] if args.fp16 else []
-    steps += ["int8"] if args.int8 else []
-    return steps + ["parity", "check", "engine"]
+@dataclasses.dataclass
+class Build:
+    """What the steps share: the validated inputs, and the summary they fill in."""
+
+    args: object
+    preset: Preset
+    out: Path
+    engine: EngineSettings
+    summary: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def engine_onnxs(self) -> list[Path]:
+        """The models TensorRT gets: each precision built, else the fused fp32 model."""
+        built = [
+            self.out / name for name, on in ((FP16, self.args.fp16), (INT8, self.args.int8)) if on
+        ]
+        return built or [self.out / FUSED]
+
+
+def validate(args) -> Build:
+    """Every check that needs no stage, so that bad input fails before anything is written."""
+    validate_opset(args.opset)
+    settings = engine_settings(args)  # --batch, --trt
+    preset = preset_from_args(args)
+    if args.weights:
+        checkpoint_path(args.weights)
+    if args.images < 1:
+        raise UserError(f"--images must be >= 1, got {args.images}")
+    if args.int8:
+        if not args.calib_data:
+            raise UserError(
+                "--int8 needs --calib-data DIR (a folder of images for calibration, "
+                "e.g. ImageNet val)"
+            )
+        calibration_set(
+            args.calib_data,
+            images=args.calib_images,
+            method=args.calib_method,
+            seed=args.calib_seed,
+            fp16_io=args.fp16_io,
+        )
+    if args.data:
+        ImageFolderDataset.from_dir(args.data)
+    if args.plugins and not Path(args.plugins).is_file():
+        raise UserError(
+            f"--plugins {args.plugins}: no such file (build it with CMake, target cait_trt_plugins)"
+        )
+    out = out_dir_from_args(args, preset, "int8" if args.int8 else "fp16" if args.fp16 else "fp32")
+    return Build(args, preset, out, settings)
+
+
+def _export(b: Build) -> None:
+    rec = export(b.preset, b.out, weights=b.args.weights, opset=b.args.opset)
+    b.summary["ONNX (fp32)"] = str(rec.path)
+
+
+def _fuse(b: Build) -> None:
+    rec = fuse(
+        b.out / EXPORTED,
+        b.out / FUSED,
+        attention=b.args.attention,
+        verify=True,
+        expect_blocks=b.preset.depth,
+    )
+    b.summary["fused"] = f"{rec.path} ({_fuse_line(rec)})"
+
+
+def _fp16(b: Build) -> None:
+    b.summary["fp16"] = str(to_fp16(b.out / FUSED, b.out / FP16, fp16_io=b.args.fp16_io).path)
+
+
+def _int8(b: Build) -> None:
+    a = b.args
+    rec = to_int8(
+        b.out / FUSED,
+        b.out / INT8,
+        calib_data=a.calib_data,
+        images=a.calib_images,
+        method=a.calib_method,
+        seed=a.calib_seed,
+        fp16_io=a.fp16_io,
+    )
+    b.summary["int8"] = str(rec.path)
+
+
+def _parity(b: Build) -> None:
+    rec = parity_ladder(
+        b.out,
+        preset=b.preset,
+        weights=b.args.weights,
+        data=b.args.data or b.args.calib_data,
+        images=b.args.images,
+    )
+    b.summary["parity"] = f"{b.out / PARITY_MD} ({_parity_line(rec)})"
+
+
+def _check(b: Build) -> None:
+    warned = 0
+    target = b.engine.target
+    for onnx_path in b.engine_onnxs:
+        problems = check_onnx(onnx_path, trt=target)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise UserError(
+                f"{onnx_path} will not build on TensorRT {target}: "
+                + "; ".join(str(p) for p in errors[:3])
+            )
+        warned += len(problems) - len(errors)
+    b.summary["check"] = f"TensorRT {target}: ok for {len(b.engine_onnxs)} model(s)" + (
+        f" ({warned} warnings)" if warned else ""
+    )
+
+
+def _engine(b: Build) -> None:
+    for onnx_path in b.engine_onnxs:
+        rec = engine_stage(
+            onnx_path,
+            b.out,
+            plugins=b.args.plugins,
+            settings=b.engine,
+            require_engine=b.args.require_engine,
+        )
+        b.summary[f"engine {onnx_path.stem.removeprefix('model.')}"] = (
+            rec["engine"] if rec["status"] == "built" else f"skipped (no TensorRT): {rec['script']}"
+        )
+
+
+# (name, step, when): the order is the pipeline's.
+STEPS = [
+    ("export", _export, lambda a: True),
+    ("fuse", _fuse, lambda a: True),
+    ("fp16", _fp16, lambda a: a.fp16),
+    ("int8", _int8, lambda a: a.int8),
+    ("parity", _parity, lambda a: True),
+    ("check", _check, lambda a: True),
+    ("engine", _engine, lambda a: True),
+]
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
-    from pipeline.stages.export import validate_opset
-    from pipeline.trt.versions import normalize_target
-    validate_opset(args.opset)
-    normalize_target(args.trt)  # fail before any stage runs
-    if args.int8 and not args.calib_data:
-        raise UserError("--int8 needs --calib-data DIR (a folder of images for calibration, "
-                        "e.g. ImageNet val)")
-    preset = preset_from_args(args)
-    out = out_dir_from_args(args, preset,
-                            "int8" if args.int8 else "fp16" if args.fp16 else "fp32")
-    batch = parse_batch(args.batch)
-
-    summary: dict[str, str] = {}
-    steps = _plan(args)
-    bar = tqdm(steps, desc="build", unit="stage", leave=True)
-    # The models TensorRT gets: each precision built, else the fused fp32 model.
-    engine_onnxs = [out / f"model.{p}.onnx" for p in ("fp16", "int8") if getattr(args, p)] or [
-        out / "model.fused.onnx"]
+    b = validate(args)
+    steps = [(name, step) for name, step, when in STEPS if when(args)]
     t0 = time.perf_counter()
-    for step in bar:
-        bar.set_description(f"build [{step}]")
-        if step == "export":
-            from pipeline.stages.export import export
-            summary["ONNX (fp32)"] = str(export(preset, out, weights=args.weights,
-                                                opset=args.opset))
-        elif step == "fuse":
-            from pipeline.stages.fuse import fuse
-            fused = out / "model.fused.onnx"
-            rec = fuse(out / "model.onnx", fused, attention=args.attention, verify=True,
-                       expect_blocks=preset.depth)
-            summary["fused"] = f"{fused} ({_fuse_line(rec)})"
-        elif step == "fp16":
-            from pipeline.stages.precision import to_fp16
-            to_fp16(out / "model.fused.onnx", out / "model.fp16.onnx", fp16_io=args.fp16_io)
-            summary["fp16"] = str(out / "model.fp16.onnx")
-        elif step == "int8":
-            from pipeline.stages.precision import to_int8
-            to_int8(out / "model.fused.onnx", out / "model.int8.onnx", calib_data=args.calib_data,
-                    images=args.calib_images, method=args.calib_method, seed=args.calib_seed)
-            summary["int8"] = str(out / "model.int8.onnx")
-        elif step == "parity":
-            from pipeline.stages.parity import parity_ladder
-            rec = parity_ladder(out, preset=preset, weights=args.weights,
-                                data=args.data or args.calib_data, images=args.images)
-            summary["parity"] = f"{out / 'parity.md'} ({_parity_line(rec)})"
-        elif step == "check":
-            from pipeline.trt.check import check_onnx
-            warned = 0
-            for onnx_path in engine_onnxs:
-                problems = check_onnx(onnx_path, trt=args.trt)
-                errors = [p for p in problems if p.severity == "error"]
-                if errors:
-                    raise UserError(f"{onnx_path} will not build on TensorRT {args.trt}: "
-                                    + "; ".join(str(p) for p in errors[:3]))
-                warned += len(problems) - len(errors)
-            summary["check"] = (f"TensorRT {args.trt}: ok for {len(engine_onnxs)} model(s)"
-                                + (f" ({warned} warnings)" if warned else ""))
-        elif step == "engine":
-            from pipeline.trt.stage import engine_stage
-            for onnx_path in engine_onnxs:
-                rec = engine_stage(onnx_path, out, plugins=args.plugins, batch=batch,
-                                   trt_target=args.trt, require_engine=args.require_engine)
-                summary[f"engine {onnx_path.stem.removeprefix('model.')}"] = (
-                    rec.get("engine") if rec.get("status") == "built"
-                    else f"skipped (no TensorRT): {rec.get('script')}")
-    bar.close()
-    print(f"\nbuild of {preset.name} done in {time.perf_counter() - t0:.0f} s → {out}/")
-    for k, v in summary.items():
+    with tqdm(total=len(steps), desc="build", unit="stage", leave=True) as bar:
+        for name, step in steps:
+            bar.set_description(f"build [{name}]")
+            step(b)
+            bar.update()
+    print(f"\nbuild of {b.preset.name} done in {time.perf_counter() - t0:.0f} s → {b.out}/")
+    for k, v in b.summary.items():
         print(f"  {k:<12} {v}")
-    print(f"  {'manifest':<12} {out / 'manifest.json'}")
+    print(f"  {'manifest':<12} {b.out / MANIFEST}")
     return 0
 
 
-def _fuse_line(rec: dict) -> str:
-    text = (f"{rec['talking_heads']} talking-heads + {rec['class_attention']} class-attention "
-            f"nodes, score tensors {rec['score_tensors']['before']} → "
-            f"{rec['score_tensors']['after']}")
+def _fuse_line(rec) -> str:
+    text = (
+        f"{rec['talking_heads']} talking-heads + {rec['class_attention']} class-attention "
+        f"nodes, score tensors {rec['score_tensors']['before']} → "
+        f"{rec['score_tensors']['after']}"
+    )
     verify = rec.get("verify")
     return text + (f"; verify max |Δlogit| {verify['max_abs']:.1e}" if verify else "")
 
 
-def _parity_line(rec: dict) -> str:
-    return "; ".join(f"{s}: top-1 agree {r['top1_agreement']:.1%}"
-                     for s, r in rec.get("stages", {}).items() if "top1_agreement" in r)
+def _parity_line(rec) -> str:
+    return "; ".join(
+        f"{s}: top-1 agree {r['top1_agreement']:.1%}"
+        for s, r in rec.get("stages", {}).items()
+        if "top1_agreement" in r
+    )

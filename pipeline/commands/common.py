@@ -1,35 +1,74 @@
 """Arguments shared by every command that writes artifacts: same names, same meaning everywhere."""
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.artifacts import artifact_dir, artifact_dirs
 from pipeline.presets import Preset, get_preset
+from pipeline.trt.settings import DEFAULTS, EngineSettings, parse_batch
+from pipeline.trt.versions import TARGETS
 
 
-def add_model_args(p: argparse.ArgumentParser, out_help: str = "artifact directory "
-                   "(default: engines/<model>/fp32)") -> None:
+def add_model_args(
+    p: argparse.ArgumentParser, out_help: str = "artifact directory (default: engines/<model>/fp32)"
+) -> None:
     p.add_argument("--model", required=True, help="preset name (see `python -m pipeline models`)")
-    p.add_argument("--weights", help=".pdparams, .safetensors or .pth checkpoint "
-                   "(default: random initialisation — accuracy meaningless)")
+    p.add_argument(
+        "--weights",
+        help=".pdparams, .safetensors or .pth checkpoint "
+        "(default: random initialisation — accuracy meaningless)",
+    )
     p.add_argument("--out", help=out_help)
-    p.add_argument("--depth", type=int, default=None,
-                   help="override the number of talking-heads blocks (testing big presets cheaply)")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="override the number of talking-heads blocks (testing big presets cheaply)",
+    )
 
 
-def parse_batch(text: str) -> tuple[int, int, int]:
-    """`--batch min:opt:max` (or one number for a static profile) → (min, opt, max)."""
-    try:
-        parts = tuple(int(p) for p in str(text).split(":"))
-    except ValueError:
-        parts = ()
-    if len(parts) == 1:
-        parts = parts * 3
-    if len(parts) != 3 or not 1 <= parts[0] <= parts[1] <= parts[2]:
-        raise UserError(f"--batch {text!r}: write min:opt:max with 1 ≤ min ≤ opt ≤ max, "
-                        "e.g. 1:8:32")
-    return parts
+def add_engine_args(p: argparse.ArgumentParser, *, target: bool = False) -> None:
+    """--batch, --workspace, --opt-level, --timing-cache (and --trt): one set of defaults."""
+    p.add_argument(
+        "--batch",
+        default=DEFAULTS.batch_text,
+        help=f"optimization profile min:opt:max on the batch axis (default {DEFAULTS.batch_text})",
+    )
+    p.add_argument(
+        "--workspace",
+        default=DEFAULTS.workspace,
+        help=f"workspace memory pool limit (default {DEFAULTS.workspace})",
+    )
+    p.add_argument(
+        "--opt-level",
+        type=int,
+        default=DEFAULTS.opt_level,
+        choices=range(0, 6),
+        metavar="0-5",
+        help=f"builder optimization level (default {DEFAULTS.opt_level})",
+    )
+    p.add_argument("--timing-cache", help="timing cache file, loaded if present and saved after")
+    if target:
+        p.add_argument(
+            "--trt",
+            default=DEFAULTS.target,
+            help="TensorRT target for the "
+            f"compatibility check and the engine script: {', '.join(TARGETS)} "
+            f"(default {DEFAULTS.target}, the Jetson floor)",
+        )
+
+
+def engine_settings(args) -> EngineSettings:
+    """The EngineSettings of parsed engine arguments (UserError on a bad --batch or --trt)."""
+    return EngineSettings(
+        batch=parse_batch(args.batch),
+        workspace=args.workspace,
+        opt_level=args.opt_level,
+        timing_cache=args.timing_cache,
+        target=getattr(args, "trt", DEFAULTS.target),
+    )
 
 
 def preset_from_args(args) -> Preset:
@@ -38,7 +77,9 @@ def preset_from_args(args) -> Preset:
 
 def out_dir_from_args(args, preset: Preset, precision: str = "fp32") -> Path:
     """--out, else engines/<model>[_d<depth>]/<precision>."""
-    if args.out:
-        return Path(args.out)
-    name = preset.name if args.depth is None else f"{preset.name}_d{preset.depth}"
-    return Path("engines") / name / precision
+    return artifact_dir(preset.name, precision, depth=args.depth, out=args.out)
+
+
+def dirs_from_args(args, preset: Preset, prefer: str) -> list[Path]:
+    """--out, else every precision folder of the model, `prefer` first."""
+    return artifact_dirs(preset.name, prefer, depth=args.depth, out=args.out)

@@ -1,58 +1,72 @@
 """`eval`: top-1/top-5 of one backend on a labelled image folder, printed like the reference."""
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from pipeline.commands.common import add_model_args, preset_from_args
+from pipeline.artifacts import find_artifact, write_json_atomic
+from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
+from pipeline.data import ImageFolderDataset, class_balanced_sample, iter_batches
 from pipeline.errors import UserError
+from pipeline.parity.metrics import topk_hits
+from pipeline.runners import open_runner
 
-HELP = "top-1/top-5 accuracy of one stage (paddle, onnx, fused, fp16, int8, engine) on a folder"
+BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "engine")
 
 
 def add_arguments(p):
-    from pipeline.parity.backends import BACKENDS
-    add_model_args(p, out_help="artifact directory (default: engines/<model>/<precision>, "
-                               "then …/fp32)")
-    p.add_argument("--data", required=True, help="labelled images: class folders, synset "
-                   "folders, official val names, or a flat folder with --labels")
+    add_model_args(
+        p, out_help="artifact directory (default: engines/<model>/<precision>, then …/fp32)"
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="labelled images: class folders, synset "
+        "folders, official val names, or a flat folder with --labels",
+    )
     p.add_argument("--labels", help="PaddleClas-style label list (`name.JPEG 65` per line)")
     p.add_argument("--backend", choices=BACKENDS, default="onnx")
-    p.add_argument("--limit", type=int, help="evaluate N images only: a seeded class-balanced "
-                   "subset (the first N of a class-folder tree would all be one class)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        help="evaluate N images only: a seeded class-balanced "
+        "subset (the first N of a class-folder tree would all be one class)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--json", help="where to write the result (default: <artifact dir>/"
-                                  "eval_<backend>.json)")
+    p.add_argument(
+        "--json", help="where to write the result (default: <artifact dir>/eval_<backend>.json)"
+    )
     p.add_argument("--plugins", help="plugin library for the engine backend")
-    p.add_argument("--skip-unreadable", action="store_true",
-                   help="skip (and count) unreadable images instead of failing")
+    p.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="skip (and count) unreadable images instead of failing",
+    )
 
 
 def run(args) -> int:
     from tqdm import tqdm
-
-    from pipeline.commands.quantize import artifact_dirs
-    from pipeline.data import ImageFolderDataset, class_balanced_sample, iter_batches
-    from pipeline.parity.backends import find_artifact, open_stage
-    from pipeline.parity.metrics import topk_hits
 
     preset = preset_from_args(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    ds = ImageFolderDataset.from_dir(args.data, args.labels)   # empty dir / bad list → UserError
+    ds = ImageFolderDataset.from_dir(args.data, args.labels)  # empty dir / bad list → UserError
     if not ds.labelled:
-        raise UserError(f"{args.data} has no labels: use class folders, official val names or "
-                        "--labels FILE")
+        raise UserError(
+            f"{args.data} has no labels: use class folders, official val names or --labels FILE"
+        )
     samples = list(ds.samples)
     if args.limit and args.limit < len(samples):
         samples = sorted(class_balanced_sample(samples, args.limit, seed=0), key=lambda s: s.path)
     prefer = {"fp16": "fp16", "int8": "int8"}.get(args.backend, "fp32")
-    dirs = artifact_dirs(args, preset, prefer)
+    dirs = dirs_from_args(args, preset, prefer)
     path = None if args.backend == "paddle" else find_artifact(args.backend, dirs)
-    stage = open_stage(args.backend, path, preset=preset, weights=args.weights,
-                       plugins=args.plugins)
+    stage = open_runner(
+        args.backend, path, preset=preset, weights=args.weights, plugins=args.plugins
+    )
 
     stream = iter_batches(samples, size=preset.img_size, batch_size=args.batch_size)
     top1 = top5 = n = 0
@@ -64,8 +78,10 @@ def run(args) -> int:
             raise UserError(f"cannot read image {p}: {why} (pass --skip-unreadable to skip)")
         logits = stage.run(batch.images)
         if logits.shape[1] <= int(batch.labels.max()):
-            raise UserError(f"labels go up to {int(batch.labels.max())} but {preset.name} has "
-                            f"{logits.shape[1]} classes: wrong --labels or --model?")
+            raise UserError(
+                f"labels go up to {int(batch.labels.max())} but {preset.name} has "
+                f"{logits.shape[1]} classes: wrong --labels or --model?"
+            )
         top1 += int(topk_hits(logits, batch.labels, 1).sum())
         top5 += int(topk_hits(logits, batch.labels, 5).sum())
         n += len(batch.labels)
@@ -78,13 +94,21 @@ def run(args) -> int:
         raise UserError(f"no readable image in {args.data}")
     result = {"acc_top1": top1 / n, "acc_top5": top5 / n}
     print(result)
-    record = {"model": preset.name, "backend": args.backend,
-              "artifact": str(path) if path else None, "data": str(ds.root), "images": n,
-              "skipped": [str(p) for p, _ in stream.skipped], **result,
-              "seconds": round(time.perf_counter() - t0, 1)}
-    from pipeline.artifacts import write_json_atomic
-    dst = Path(args.json) if args.json else (path.parent if path else dirs[0]) / \
-        f"eval_{args.backend}.json"
+    record = {
+        "model": preset.name,
+        "backend": args.backend,
+        "artifact": str(path) if path else None,
+        "data": str(ds.root),
+        "images": n,
+        "skipped": [str(p) for p, _ in stream.skipped],
+        **result,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    dst = (
+        Path(args.json)
+        if args.json
+        else (path.parent if path else dirs[0]) / f"eval_{args.backend}.json"
+    )
     write_json_atomic(dst, record)
     print(f"wrote {dst}")
     return 0

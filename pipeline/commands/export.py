@@ -1,9 +1,9 @@
 """`export`: Paddle CaiT → ONNX (paddle2onnx), verified against Paddle with ONNX Runtime."""
+
 from __future__ import annotations
 
 from pipeline.commands.common import add_model_args, out_dir_from_args, preset_from_args
-
-HELP = "export a preset to DIR/model.onnx and check ONNX Runtime against Paddle (|Δ| ≤ 1e-4)"
+from pipeline.stages.export import export, validate_opset
 
 
 def add_arguments(p):
@@ -14,9 +14,14 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pipeline.stages.export import export, validate_opset
-    validate_opset(args.opset)          # fail before the slow imports
+    validate_opset(args.opset)  # fail before the slow imports
     preset = preset_from_args(args)
-    export(preset, out_dir_from_args(args, preset), weights=args.weights, opset=args.opset,
-           seed=args.seed, force=args.force)
+    export(
+        preset,
+        out_dir_from_args(args, preset),
+        weights=args.weights,
+        opset=args.opset,
+        seed=args.seed,
+        force=args.force,
+    )
     return 0

@@ -1,7 +1,8 @@
 """`infer`: classify images with a TensorRT engine or ONNX Runtime; print the top-k classes."""
+
 from __future__ import annotations
 
-HELP = "classify images with a TensorRT engine (--engine) or ONNX Runtime (--onnx)"
+from pipeline.runners import classify, open_backend
 
 
 def add_arguments(p):
@@ -12,16 +13,22 @@ def add_arguments(p):
     p.add_argument("--topk", type=int, default=5, help="classes to print per image (default 5)")
     p.add_argument("--plugins", help="plugin library for the engine (default: the one recorded)")
     p.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay a CUDA graph")
-    p.add_argument("--skip-manifest-check", action="store_true",
-                   help="TensorRT: run an engine without a manifest record (e.g. built by trtexec)")
+    p.add_argument(
+        "--skip-manifest-check",
+        action="store_true",
+        help="TensorRT: run an engine without a manifest record (e.g. built by trtexec)",
+    )
 
 
 def run(args) -> int:
-    from pipeline.runtime import classify, open_backend
 
-    backend = open_backend(engine=args.engine, onnx=args.onnx, plugins=args.plugins,
-                           cuda_graph=args.cuda_graph,
-                           skip_manifest_check=args.skip_manifest_check)
+    backend = open_backend(
+        engine=args.engine,
+        onnx=args.onnx,
+        plugins=args.plugins,
+        cuda_graph=args.cuda_graph,
+        skip_manifest_check=args.skip_manifest_check,
+    )
     for path, top in classify(backend, args.images, args.topk):
         print(f"{path} ({backend.name}):")
         for index, name, prob in top:

@@ -1,46 +1,54 @@
 """`quantize`: fp32 ONNX → model.int8.onnx (explicit Q/DQ, rest fp16), calibrated on a folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.commands.common import add_model_args, preset_from_args
+from pipeline.artifacts import EXPORTED, FUSED, INT8
+from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
 from pipeline.errors import UserError
-
-HELP = ("calibrate on a folder of images and write DIR/model.int8.onnx (explicit Q/DQ for "
-        "TensorRT; statistics cached in DIR/calib.json)")
+from pipeline.stages.quantize import to_int8
 
 
 def add_arguments(p):
-    add_model_args(p, out_help="artifact directory holding model.fused.onnx or model.onnx "
-                               "(default: engines/<model>/int8, else …/fp32)")
-    p.add_argument("--src", help="fp32 ONNX to quantize (default: model.fused.onnx if present, "
-                                 "else model.onnx, in the artifact directory)")
+    add_model_args(
+        p,
+        out_help="artifact directory holding model.fused.onnx or model.onnx "
+        "(default: engines/<model>/int8, else …/fp32)",
+    )
+    p.add_argument(
+        "--src",
+        help="fp32 ONNX to quantize (default: model.fused.onnx if present, "
+        "else model.onnx, in the artifact directory)",
+    )
     p.add_argument("--calib-data", help="image folder (ImageNet val layouts or class folders)")
     p.add_argument("--labels", help="PaddleClas-style label list for a flat folder")
-    p.add_argument("--calib-images", type=int, default=512, help="calibration images (default "
-                   "512; NVIDIA advises ≥ 500 for ViTs)")
+    p.add_argument(
+        "--calib-images",
+        type=int,
+        default=512,
+        help="calibration images (default 512; NVIDIA advises ≥ 500 for ViTs)",
+    )
     p.add_argument("--calib-method", choices=["entropy", "percentile", "max"], default="entropy")
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--calib-seed", type=int, default=0)
-    p.add_argument("--parity-images", type=int, default=256,
-                   help="images set aside for the parity ladder (never calibrated on)")
+    p.add_argument(
+        "--parity-images",
+        type=int,
+        default=256,
+        help="images set aside for the parity ladder (never calibrated on)",
+    )
     p.add_argument("--fp16-io", action="store_true", help="fp16 graph inputs/outputs")
-    p.add_argument("--rest", choices=["fp16", "fp32"], default="fp16",
-                   help="dtype of everything not quantized: fp16 for TensorRT (default), fp32 "
-                        "for ONNX Runtime on the CPU")
-
-
-def artifact_dirs(args, preset, prefer: str) -> list[Path]:
-    """Where a command looks for artifacts: --out, else engines/<name>/<prefer|fp32|fp16|int8>."""
-    if args.out:
-        return [Path(args.out)]
-    name = preset.name if args.depth is None else f"{preset.name}_d{preset.depth}"
-    order = [prefer] + [p for p in ("fp32", "fp16", "int8") if p != prefer]
-    return [Path("engines") / name / p for p in order]
+    p.add_argument(
+        "--rest",
+        choices=["fp16", "fp32"],
+        default="fp16",
+        help="dtype of everything not quantized: fp16 for TensorRT (default), fp32 "
+        "for ONNX Runtime on the CPU",
+    )
 
 
 def run(args) -> int:
-    from pipeline.stages.quantize import to_int8
     if not args.calib_data:
         raise UserError("--calib-data DIR is required: a folder of images to calibrate on")
     preset = preset_from_args(args)
@@ -49,22 +57,35 @@ def run(args) -> int:
         out = Path(args.out) if args.out else src.parent
     else:
         src = None
-        for d in artifact_dirs(args, preset, "int8"):
-            for name in ("model.fused.onnx", "model.onnx"):
+        for d in dirs_from_args(args, preset, "int8"):
+            for name in (FUSED, EXPORTED):
                 if (d / name).exists():
                     src, out = d / name, d
                     break
             if src:
                 break
         if src is None:
-            raise UserError(f"no model.fused.onnx or model.onnx for {preset.name} in "
-                            f"{', '.join(map(str, artifact_dirs(args, preset, 'int8')))}: run "
-                            "export/fuse first or pass --src")
-    rec = to_int8(src, out / "model.int8.onnx", calib_data=args.calib_data, labels=args.labels,
-                  images=args.calib_images, method=args.calib_method, seed=args.calib_seed,
-                  percentile=args.percentile, parity_images=args.parity_images,
-                  fp16_io=args.fp16_io, rest=args.rest)
+            raise UserError(
+                f"no model.fused.onnx or model.onnx for {preset.name} in "
+                f"{', '.join(map(str, dirs_from_args(args, preset, 'int8')))}: run "
+                "export/fuse first or pass --src"
+            )
+    rec = to_int8(
+        src,
+        out / INT8,
+        calib_data=args.calib_data,
+        labels=args.labels,
+        images=args.calib_images,
+        method=args.calib_method,
+        seed=args.calib_seed,
+        percentile=args.percentile,
+        parity_images=args.parity_images,
+        fp16_io=args.fp16_io,
+        rest=args.rest,
+    )
     c = rec["calibration"]
-    print(f"int8: {out / 'model.int8.onnx'} — {rec['quantized_nodes']} nodes quantized, "
-          f"{args.calib_method} over {c['images_used']} images (cache {c['cache']})")
+    print(
+        f"int8: {out / INT8} — {rec['quantized_nodes']} nodes quantized, "
+        f"{args.calib_method} over {c['images_used']} images (cache {c['cache']})"
+    )
     return 0

@@ -5,12 +5,14 @@ or evaluation over 50,000 files survives one bad JPEG and still says that it met
 refilled past skipped files, so every batch but the last has exactly `batch_size` images (static
 engine shapes stay usable). A stream where no file at all is readable raises a UserError.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,8 +26,8 @@ _LOGGED_SKIPS = 5  # then only the final count: 50,000 warnings help nobody
 
 
 class Batch(NamedTuple):
-    images: np.ndarray          # float32 (b, 3, size, size)
-    labels: np.ndarray | None   # int64 (b,), None for unlabelled data
+    images: np.ndarray  # float32 (b, 3, size, size)
+    labels: np.ndarray | None  # int64 (b,), None for unlabelled data
     paths: list[Path]
 
 
@@ -34,8 +36,14 @@ class BatchStream:
     files that could not be read. `len()` is the batch count if no file is skipped (an upper bound,
     good for a tqdm total)."""
 
-    def __init__(self, samples: Sequence[Sample], size: int, batch_size: int,
-                 crop_pct: float = 1.0, workers: int = 1):
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        size: int,
+        batch_size: int,
+        crop_pct: float = 1.0,
+        workers: int = 1,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.samples, self.size, self.batch_size = list(samples), size, batch_size
@@ -55,7 +63,7 @@ class BatchStream:
         try:
             # Decode one batch-sized chunk at a time (PIL releases the GIL while decoding).
             for start in range(0, len(self.samples), self.batch_size):
-                chunk = self.samples[start:start + self.batch_size]
+                chunk = self.samples[start : start + self.batch_size]
                 arrays = pool.map(self._load, chunk) if pool else map(self._load, chunk)
                 for s, x in zip(chunk, arrays):
                     if x is None:
@@ -68,17 +76,22 @@ class BatchStream:
                         buf = np.empty_like(buf)  # the consumer may keep the previous batch
                         labels, paths = [], []
             if paths:
-                yield self._emit(buf[:len(paths)], labels, paths)
+                yield self._emit(buf[: len(paths)], labels, paths)
             if self.samples and not self.images_yielded:
                 path, reason = self.skipped[0]
-                raise UserError(f"none of the {len(self.samples)} images could be read "
-                                f"(first: {path}: {reason})")
+                raise UserError(
+                    f"none of the {len(self.samples)} images could be read "
+                    f"(first: {path}: {reason})"
+                )
         finally:
             if pool:
                 pool.shutdown(wait=True, cancel_futures=True)
             if self.skipped:
-                log.warning("data: skipped %d unreadable image(s) of %d", len(self.skipped),
-                            len(self.samples))
+                log.warning(
+                    "data: skipped %d unreadable image(s) of %d",
+                    len(self.skipped),
+                    len(self.samples),
+                )
 
     def _load(self, s: Sample) -> np.ndarray | None:
         try:
@@ -95,7 +108,8 @@ class BatchStream:
         return Batch(images, y, list(paths))
 
 
-def iter_batches(samples: Sequence[Sample], size: int, batch_size: int, crop_pct: float = 1.0,
-                 workers: int = 1) -> BatchStream:
+def iter_batches(
+    samples: Sequence[Sample], size: int, batch_size: int, crop_pct: float = 1.0, workers: int = 1
+) -> BatchStream:
     """Stream float32 (b, 3, size, size) batches of `samples` through the shared preprocessing."""
     return BatchStream(samples, size, batch_size, crop_pct, workers)

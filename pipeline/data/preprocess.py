@@ -6,6 +6,7 @@ ImageNet mean/std. Rounding follows paddle.vision / torchvision exactly (long si
 `int()`, crop offsets `round()`ed), so the same image gives the same tensor in every stage.
 If two stages disagree, parity measures the model, never a preprocessing mismatch.
 """
+
 from __future__ import annotations
 
 import os
@@ -96,7 +97,3 @@ def preprocess(img: Image.Image, size: int, crop_pct: float = 1.0) -> np.ndarray
     x = np.asarray(resize_short_crop(img, size, crop_pct), dtype=np.float32)  # (S, S, 3)
     x = x.transpose(2, 0, 1) / np.float32(255.0)
     return np.ascontiguousarray((x - _MEAN) / _STD, dtype=np.float32)
-
-
-def load_and_preprocess(path: str | os.PathLike, size: int, crop_pct: float = 1.0) -> np.ndarray:
-    return preprocess(load_image(path), size, crop_pct)

@@ -4,14 +4,16 @@ The calibration set and the parity set are drawn from the same images, so they m
 (calibrating on the images you then check would flatter INT8). Parity is drawn first, so changing
 the calibration size never changes the parity images, and parity results stay comparable.
 """
+
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Collection, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,8 +25,12 @@ log = logging.getLogger(__name__)
 Seed = int | Sequence[int]
 
 
-def class_balanced_sample(samples: Sequence[Sample], n: int, seed: Seed = 0,
-                          exclude: Collection[Sample | str | os.PathLike] = ()) -> list[Sample]:
+def class_balanced_sample(
+    samples: Sequence[Sample],
+    n: int,
+    seed: Seed = 0,
+    exclude: Collection[Sample | str | os.PathLike] = (),
+) -> list[Sample]:
     """`n` samples drawn without replacement, the same for the same inputs and seed.
 
     Labelled: round-robin over the classes (each class shuffled, the class order shuffled), so
@@ -45,8 +51,10 @@ def class_balanced_sample(samples: Sequence[Sample], n: int, seed: Seed = 0,
     by_class: dict[int, list[Sample]] = defaultdict(list)
     for s in pool:
         by_class[s.label].append(s)
-    queues = [[group[i] for i in rng.permutation(len(group))]
-              for group in (by_class[c] for c in sorted(by_class))]
+    queues = [
+        [group[i] for i in rng.permutation(len(group))]
+        for group in (by_class[c] for c in sorted(by_class))
+    ]
     queues = [queues[i] for i in rng.permutation(len(queues))]
     out: list[Sample] = []
     depth = 0
@@ -65,16 +73,18 @@ class CalibParitySplit(NamedTuple):
     parity: list[Sample]
 
 
-def split_calib_parity(samples: Sequence[Sample], n_calib: int, n_parity: int,
-                       seed: int = 0) -> CalibParitySplit:
+def split_calib_parity(
+    samples: Sequence[Sample], n_calib: int, n_parity: int, seed: int = 0
+) -> CalibParitySplit:
     """Disjoint, class-balanced calibration and parity sets (parity drawn first; see module doc)."""
     parity = class_balanced_sample(samples, n_parity, seed=(seed, 1))
     calib = class_balanced_sample(samples, n_calib, seed=(seed, 0), exclude=parity)
     return CalibParitySplit(calib, parity)
 
 
-def manifest_hash(samples: Sequence[Sample], root: str | os.PathLike | None = None,
-                  content: bool = True) -> str:
+def manifest_hash(
+    samples: Sequence[Sample], root: str | os.PathLike | None = None, content: bool = True
+) -> str:
     """sha256 naming a selection of images: sorted relative paths, labels, and file contents
     (`content=True`, robust to copies that reset mtimes) or sizes + mtimes (`content=False`,
     cheap for whole datasets). Independent of sample order and of where `root` lives.
@@ -96,4 +106,3 @@ def _rel(path: Path, root: Path | None) -> str:
         except ValueError:
             pass
     return Path(path).as_posix()
-

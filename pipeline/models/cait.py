@@ -7,6 +7,7 @@ the patch-embedding conv (`patch_embed.patch_embed` here, `patch_embed.proj` in 
 Shapes use `reshape` with 0 ("copy this dim") so that the exported graph keeps batch and token
 count dynamic.
 """
+
 from __future__ import annotations
 
 import paddle
@@ -21,13 +22,21 @@ _ones = nn.initializer.Constant(1.0)
 
 
 def _linear(i: int, o: int) -> nn.Linear:
-    return nn.Linear(i, o, weight_attr=paddle.ParamAttr(initializer=_trunc),
-                     bias_attr=paddle.ParamAttr(initializer=_zeros))
+    return nn.Linear(
+        i,
+        o,
+        weight_attr=paddle.ParamAttr(initializer=_trunc),
+        bias_attr=paddle.ParamAttr(initializer=_zeros),
+    )
 
 
 def _norm(dim: int) -> nn.LayerNorm:
-    return nn.LayerNorm(dim, epsilon=1e-6, weight_attr=paddle.ParamAttr(initializer=_ones),
-                        bias_attr=paddle.ParamAttr(initializer=_zeros))
+    return nn.LayerNorm(
+        dim,
+        epsilon=1e-6,
+        weight_attr=paddle.ParamAttr(initializer=_ones),
+        bias_attr=paddle.ParamAttr(initializer=_zeros),
+    )
 
 
 class PatchEmbedding(nn.Layer):
@@ -36,8 +45,8 @@ class PatchEmbedding(nn.Layer):
         self.patch_embed = nn.Conv2D(in_chans, embed_dim, patch_size, stride=patch_size)
 
     def forward(self, x):
-        x = self.patch_embed(x)                      # (B, C, h, w)
-        return x.flatten(2).transpose([0, 2, 1])     # (B, N, C)
+        x = self.patch_embed(x)  # (B, C, h, w)
+        return x.flatten(2).transpose([0, 2, 1])  # (B, N, C)
 
 
 class Mlp(nn.Layer):
@@ -57,7 +66,7 @@ class TalkingHeadAttention(nn.Layer):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.qkv = _linear(dim, dim * 3)
         self.proj_l = _linear(num_heads, num_heads)
         self.proj_w = _linear(num_heads, num_heads)
@@ -67,7 +76,7 @@ class TalkingHeadAttention(nn.Layer):
         H, d = self.num_heads, self.head_dim
         qkv = self.qkv(x).reshape([0, 0, 3, H, d]).transpose([2, 0, 3, 1, 4])  # (3, B, H, N, d)
         q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
-        attn = paddle.matmul(q, k, transpose_y=True)                             # (B, H, N, N)
+        attn = paddle.matmul(q, k, transpose_y=True)  # (B, H, N, N)
         attn = self.proj_l(attn.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
         attn = F.softmax(attn, axis=-1)
         attn = self.proj_w(attn.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
@@ -82,7 +91,7 @@ class ClassAttention(nn.Layer):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
+        self.scale = self.head_dim**-0.5
         self.q = _linear(dim, dim)
         self.k = _linear(dim, dim)
         self.v = _linear(dim, dim)
@@ -93,7 +102,7 @@ class ClassAttention(nn.Layer):
         q = self.q(x[:, :1]).reshape([0, 1, H, d]).transpose([0, 2, 1, 3]) * self.scale
         k = self.k(x).reshape([0, 0, H, d]).transpose([0, 2, 1, 3])
         v = self.v(x).reshape([0, 0, H, d]).transpose([0, 2, 1, 3])
-        attn = F.softmax(paddle.matmul(q, k, transpose_y=True), axis=-1)        # (B, H, 1, T)
+        attn = F.softmax(paddle.matmul(q, k, transpose_y=True), axis=-1)  # (B, H, 1, T)
         x_cls = paddle.matmul(attn, v).transpose([0, 2, 1, 3]).reshape([0, 1, H * d])
         return self.proj(x_cls)
 
@@ -141,12 +150,14 @@ class CaiT(nn.Layer):
         self.preset = preset
         self.patch_embed = PatchEmbedding(preset.patch_size, preset.in_chans, C)
         self.cls_token = self.create_parameter([1, 1, C], attr=paddle.ParamAttr(initializer=_trunc))
-        self.pos_embed = self.create_parameter([1, preset.num_patches, C],
-                                               attr=paddle.ParamAttr(initializer=_trunc))
+        self.pos_embed = self.create_parameter(
+            [1, preset.num_patches, C], attr=paddle.ParamAttr(initializer=_trunc)
+        )
         args = (C, preset.num_heads, preset.mlp_ratio, preset.init_scale)
         self.blocks = nn.LayerList([LayerScaleBlock(*args) for _ in range(preset.depth)])
         self.blocks_token_only = nn.LayerList(
-            [LayerScaleBlockClassAttention(*args) for _ in range(preset.depth_token_only)])
+            [LayerScaleBlockClassAttention(*args) for _ in range(preset.depth_token_only)]
+        )
         self.norm = _norm(C)
         self.head = _linear(C, preset.num_classes)
 

@@ -1,6 +1,6 @@
-"""Running every stage of the ladder on the same images and telling how far each one drifted.
+"""Telling how far each stage of the ladder drifted from Paddle.
 
-`backends.open_stage` runs one stage (Paddle, an ONNX artifact through ONNX Runtime, an engine),
-`metrics` turns logits into the ladder's figures, `report` writes parity.md and the PNG. The
-ladder itself is the stage function `pipeline.stages.parity.parity_ladder`.
+`metrics` turns logits into the ladder's figures and checks them against thresholds (data);
+`report` writes parity.md and parity.png. Running the stages is `pipeline.runners`; the ladder
+itself is the stage function `pipeline.stages.parity.parity_ladder`.
 """

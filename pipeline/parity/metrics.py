@@ -1,4 +1,5 @@
 """Figures of the ladder: accuracy, agreement with Paddle, logit error; thresholds as data."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.numerics import compare
 
 # Thresholds are data (a JSON file can replace any of them): stage → {check: limit}.
 #   min_top1_agreement  top-1 agreement with Paddle, fraction
@@ -31,8 +33,12 @@ def load_thresholds(thresholds: dict | str | Path | None) -> dict:
     for stage, checks in thresholds.items():
         if not isinstance(checks, dict):
             raise UserError(f"thresholds for '{stage}' must be an object of check → limit")
-        unknown = set(checks) - {"min_top1_agreement", "max_top1_drop_pt", "min_cosine",
-                                 "max_abs_logit"}
+        unknown = set(checks) - {
+            "min_top1_agreement",
+            "max_top1_drop_pt",
+            "min_cosine",
+            "max_abs_logit",
+        }
         if unknown:
             raise UserError(f"unknown threshold(s) {sorted(unknown)} for '{stage}'")
         out.setdefault(stage, {}).update(checks)
@@ -47,24 +53,14 @@ def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> dict:
     """`{'acc_top1': …, 'acc_top5': …}` like the reference evaluation prints."""
-    return {"acc_top1": float(topk_hits(logits, labels, 1).mean()),
-            "acc_top5": float(topk_hits(logits, labels, 5).mean())}
+    return {
+        "acc_top1": float(topk_hits(logits, labels, 1).mean()),
+        "acc_top5": float(topk_hits(logits, labels, 5).mean()),
+    }
 
 
 def stage_figures(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None) -> dict:
-    ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
-    diff = np.abs(ref64 - out64)
-    cos = np.sum(ref64 * out64, 1) / (np.linalg.norm(ref64, axis=1) * np.linalg.norm(out64, axis=1)
-                                      + 1e-30)
-    k = min(5, ref.shape[1])
-    t5r = np.argsort(-ref, axis=1)[:, :k]
-    t5o = np.argsort(-out, axis=1)[:, :k]
-    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(t5r, t5o)])
-    fig = {"images": int(len(ref)),
-           "top1_agreement": float(np.mean(ref.argmax(1) == out.argmax(1))),
-           "top5_overlap": float(overlap),
-           "max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
-           "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min())}
+    fig = {"images": int(len(ref)), **compare(ref, out)}
     if labels is not None:
         fig.update(accuracy(out, labels))
     return fig
@@ -74,14 +70,17 @@ def violations(stage: str, fig: dict, ref_fig: dict, thresholds: dict) -> list[s
     checks = thresholds.get(stage.split(":")[0], {})
     bad = []
     if "min_top1_agreement" in checks and fig["top1_agreement"] < checks["min_top1_agreement"]:
-        bad.append(f"{stage}: top-1 agreement {fig['top1_agreement']:.2%} < "
-                   f"{checks['min_top1_agreement']:.2%}")
+        bad.append(
+            f"{stage}: top-1 agreement {fig['top1_agreement']:.2%} < "
+            f"{checks['min_top1_agreement']:.2%}"
+        )
     if "max_top1_drop_pt" in checks and "acc_top1" in fig and "acc_top1" in ref_fig:
         drop = 100 * (ref_fig["acc_top1"] - fig["acc_top1"])
         fig["top1_drop_pt"] = drop
         if drop > checks["max_top1_drop_pt"]:
-            bad.append(f"{stage}: top-1 accuracy drop {drop:.2f} pt > "
-                       f"{checks['max_top1_drop_pt']} pt")
+            bad.append(
+                f"{stage}: top-1 accuracy drop {drop:.2f} pt > {checks['max_top1_drop_pt']} pt"
+            )
     if "min_cosine" in checks and fig["cosine_mean"] < checks["min_cosine"]:
         bad.append(f"{stage}: cosine {fig['cosine_mean']:.5f} < {checks['min_cosine']}")
     if "max_abs_logit" in checks and fig["max_abs"] > checks["max_abs_logit"]:

@@ -16,9 +16,13 @@ Order matters:
 5. fuse_talking_heads  → CaitTalkingHeadsAttention
 6. fuse_class_attention → CaitClassAttention
 7. merge_class_kv      the class attention's k and v linears → one MatMul + Split
-and, for `--attention onnx` only:
-8. lower_to_onnx       fused nodes → their reference decomposition, inlined and folded
+and, when some fused op is to run as plain ONNX (`--attention onnx`, `th=onnx`, …):
+8. lower_to_onnx       those fused nodes → their reference decomposition, inlined and folded
+
+Adding a pass: a module with `NAME` and `run(graph, ctx) -> int`, one line in `PASSES`, and a
+small-graph test in tests/passes/ (CONTRIBUTING.md shows one).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,36 +32,52 @@ import time
 import onnx
 import onnx_graphsurgeon as gs
 
-from pipeline.passes import (canonicalize, fold_attention_scale, fold_layerscale,
-                             fuse_class_attention, fuse_talking_heads, lower_to_onnx,
-                             merge_class_kv, sanitize)
-from pipeline.passes.reference import attach_reference_functions, strip_functions
+from pipeline.contract.reference import attach_reference_functions, strip_functions
+from pipeline.passes import (
+    canonicalize,
+    fold_attention_scale,
+    fold_layerscale,
+    fuse_class_attention,
+    fuse_talking_heads,
+    lower_to_onnx,
+    merge_class_kv,
+    sanitize,
+)
 from pipeline.passes.skeleton import copy_shapes, skeleton
 
 log = logging.getLogger(__name__)
 
-PASSES = [sanitize, canonicalize, fold_attention_scale, fold_layerscale, fuse_talking_heads,
-          fuse_class_attention, merge_class_kv]
+PASSES = [
+    sanitize,
+    canonicalize,
+    fold_attention_scale,
+    fold_layerscale,
+    fuse_talking_heads,
+    fuse_class_attention,
+    merge_class_kv,
+]
 ONNX_ONLY = [lower_to_onnx]
 
 
 @dataclasses.dataclass
 class PassContext:
     """What passes learn along the way, for the report and for later stages."""
-    attention: str = "plugin"
-    folded_gamma: list = dataclasses.field(default_factory=list)    # see fold_layerscale
-    refused: list = dataclasses.field(default_factory=list)         # (pass, reason)
-    fused: dict = dataclasses.field(default_factory=dict)           # op → count
-    fused_outputs: list = dataclasses.field(default_factory=list)   # output tensor of each
+
+    lower: frozenset = frozenset()  # fused ops to inline as ONNX
+    folded_gamma: list = dataclasses.field(default_factory=list)  # see fold_layerscale
+    refused: list = dataclasses.field(default_factory=list)  # (pass, reason)
+    fused: dict = dataclasses.field(default_factory=dict)  # op → count
+    fused_outputs: list = dataclasses.field(default_factory=list)  # output tensor of each
     num_heads: int | None = None
-    node_docs: dict = dataclasses.field(default_factory=dict)       # node name → doc_string
-    tensor_docs: dict = dataclasses.field(default_factory=dict)     # initializer → doc_string
-    keep_snapshots: tuple = ()                                      # pass names to keep models of
+    node_docs: dict = dataclasses.field(default_factory=dict)  # node name → doc_string
+    tensor_docs: dict = dataclasses.field(default_factory=dict)  # initializer → doc_string
+    keep_snapshots: tuple = ()  # pass names to keep models of
     snapshots: dict = dataclasses.field(default_factory=dict)
 
 
-def passes_for(attention: str) -> list:
-    return PASSES + (ONNX_ONLY if attention == "onnx" else [])
+def passes_for(lower=frozenset()) -> list:
+    """The ordered pass list; `lower_to_onnx` only when some fused op is to be plain ONNX."""
+    return PASSES + (ONNX_ONLY if lower else [])
 
 
 def check_and_infer(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -78,11 +98,11 @@ def export(graph: gs.Graph) -> onnx.ModelProto:
 
 
 def run_passes(model: onnx.ModelProto, ctx: PassContext, passes=None) -> tuple:
-    """Run `passes` (default: those for ctx.attention); returns (model, [(name, count, s)])."""
+    """Run `passes` (default: those for ctx.lower); returns (model, [(name, count, s)])."""
     rows = []
     ctx.snapshots = {}
     model = check_and_infer(model)
-    for p in passes if passes is not None else passes_for(ctx.attention):
+    for p in passes if passes is not None else passes_for(ctx.lower):
         t0 = time.perf_counter()
         graph = gs.import_onnx(model)
         count = p.run(graph, ctx)
@@ -92,6 +112,6 @@ def run_passes(model: onnx.ModelProto, ctx: PassContext, passes=None) -> tuple:
         seconds = time.perf_counter() - t0
         rows.append((p.NAME, int(count), round(seconds, 2)))
         if p.NAME in ctx.keep_snapshots:
-            ctx.snapshots[p.NAME] = skeleton(model)   # for the report: shapes, not weights
+            ctx.snapshots[p.NAME] = skeleton(model)  # for the report: shapes, not weights
         log.debug("pass %-22s %4d rewrites in %.2f s", p.NAME, count, seconds)
     return model, rows

@@ -11,6 +11,7 @@ Rewrites (each counted):
 - `Reshape` whose shape is assembled from `Shape` of a tensor with the same symbolic dims ⇒ a
   constant shape with 0 ("copy this dim"): timm computes (B, N, 3, H, d) at run time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ def _slice_squeeze(graph, node) -> bool:
     if end != start + 1 or step != 1 or start < 0 or axis != int(axes_sq.reshape(())):
         return False
     idx = new_const(f"{node.name}_index", np.array(start, np.int64))
-    gather = gs.Node("Gather", f"{node.name}_gather", {"axis": axis}, [sl.inputs[0], idx],
-                     list(node.outputs))
+    gather = gs.Node(
+        "Gather", f"{node.name}_gather", {"axis": axis}, [sl.inputs[0], idx], list(node.outputs)
+    )
     node.outputs.clear()
     graph.nodes.append(gather)
     return True
@@ -55,15 +57,22 @@ def _gemm(graph, node) -> bool:
     w = w * np.asarray(node.attrs.get("alpha", 1.0), w.dtype)
     x, y = node.inputs[0], node.outputs[0]
     mid = gs.Variable(f"{node.name}_matmul_out", dtype=y.dtype)
-    mm = gs.Node("MatMul", f"{node.name}_matmul", inputs=[x, new_const(f"{node.name}_W", w)],
-                 outputs=[mid])
+    mm = gs.Node(
+        "MatMul", f"{node.name}_matmul", inputs=[x, new_const(f"{node.name}_W", w)], outputs=[mid]
+    )
     node.outputs.clear()
     graph.nodes.append(mm)
     if has_bias:
         c = const(node.inputs[2])
         c = c * np.asarray(node.attrs.get("beta", 1.0), c.dtype)
-        graph.nodes.append(gs.Node("Add", f"{node.name}_bias",
-                                   inputs=[mid, new_const(f"{node.name}_b", c)], outputs=[y]))
+        graph.nodes.append(
+            gs.Node(
+                "Add",
+                f"{node.name}_bias",
+                inputs=[mid, new_const(f"{node.name}_b", c)],
+                outputs=[y],
+            )
+        )
     else:
         mm.outputs = [y]
     return True
@@ -106,9 +115,14 @@ def _matmul_scales(graph, node) -> bool:
     else:
         a = node.inputs[0]
         out = gs.Variable(f"{node.name}_lhs_scaled", dtype=a.dtype, shape=a.shape)
-        graph.nodes.append(gs.Node("Mul", f"{node.name}_lhs_scale",
-                                   inputs=[a, new_const(f"{node.name}_s", np.array(c2, dtype))],
-                                   outputs=[out]))
+        graph.nodes.append(
+            gs.Node(
+                "Mul",
+                f"{node.name}_lhs_scale",
+                inputs=[a, new_const(f"{node.name}_s", np.array(c2, dtype))],
+                outputs=[out],
+            )
+        )
         node.inputs[0] = out
     node.inputs[1] = b
     return True
@@ -130,12 +144,17 @@ def _shape_dims(piece):
     sl = producer(piece, "Slice")
     shp = producer(sl.inputs[0], "Shape") if sl is not None else None
     bounds = [const(t) for t in sl.inputs[1:]] if sl is not None else []
-    if shp is None or shp.inputs[0].shape is None or len(bounds) < 2 or any(
-            b is None or b.size != 1 for b in bounds) or (len(bounds) > 3 and bounds[3] != 1):
+    if (
+        shp is None
+        or shp.inputs[0].shape is None
+        or len(bounds) < 2
+        or any(b is None or b.size != 1 for b in bounds)
+        or (len(bounds) > 3 and bounds[3] != 1)
+    ):
         return None
     if len(bounds) > 2 and int(bounds[2].reshape(())) != 0:
         return None
-    return list(shp.inputs[0].shape[int(bounds[0].reshape(())):int(bounds[1].reshape(()))])
+    return list(shp.inputs[0].shape[int(bounds[0].reshape(())) : int(bounds[1].reshape(()))])
 
 
 def _reshape_shape(graph, node) -> bool:
@@ -154,8 +173,11 @@ def _reshape_shape(graph, node) -> bool:
             continue
         dims = _shape_dims(piece)
         pos = len(values)
-        if dims is None or pos + len(dims) > len(data.shape) or not all(
-                _same_dim(d, data.shape[pos + i]) for i, d in enumerate(dims)):
+        if (
+            dims is None
+            or pos + len(dims) > len(data.shape)
+            or not all(_same_dim(d, data.shape[pos + i]) for i, d in enumerate(dims))
+        ):
             return False
         values.extend([0] * len(dims))
     node.inputs[1] = new_const(f"{node.name}_shape", np.array(values, np.int64))

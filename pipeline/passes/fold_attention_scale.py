@@ -9,6 +9,7 @@ Every tensor on the path must be read only by the path (a scaled qkv must not le
 The fused ops then carry `scale = 1.0`. New constants are created, never mutated in place: a
 weight shared by two nodes stays correct for the other.
 """
+
 from __future__ import annotations
 
 import numpy as np

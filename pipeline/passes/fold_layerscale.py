@@ -6,7 +6,7 @@ Matched structurally: `Mul(γ, Add(MatMul(h, W), b))` with γ constant of C elem
 the last axis only, the linear's output read only by that Mul, and the Mul's output feeding an
 Add (the residual). Both the attention projection and the MLP's fc2 qualify.
 
-γ marker (read by the FP16 stage, design §4): γ starts at 1e-5 / 1e-6, below fp16's smallest
+γ marker (read by the FP16 stage, see docs/precision.md): γ starts at 1e-5 / 1e-6, below fp16's smallest
 normal (6.1e-5), so W·γ and b·γ may flush to zero in fp16. Every folded node is marked three ways:
 - the MatMul and the Add node each get `doc_string = "cait.folded_gamma"` followed by a JSON
   object on the same line: {"gamma_min_abs", "gamma_max_abs", "weight", "bias"} (initializer
@@ -18,6 +18,7 @@ normal (6.1e-5), so W·γ and b·γ may flush to zero in fp16. Every folded node
   (6.103515625e-05): those must stay fp32 (or keep γ unfolded) in the fp16 model.
 The same list is in the fusion report under "folded_gamma".
 """
+
 from __future__ import annotations
 
 import json
@@ -71,14 +72,24 @@ def run(graph: gs.Graph, ctx) -> int:
         last.outputs[0] = out
         folded = np.abs(np.concatenate([w2.ravel(), b2.ravel()]))
         folded = folded[folded > 0]
-        entry = {"matmul": mm.name, "add": add.name if add is not None else None,
-                 "weight": wname, "bias": bname,
-                 "gamma_min_abs": float(np.abs(g).min()), "gamma_max_abs": float(np.abs(g).max()),
-                 "weight_min_abs_nonzero": _min_abs_nonzero(w2)}
+        entry = {
+            "matmul": mm.name,
+            "add": add.name if add is not None else None,
+            "weight": wname,
+            "bias": bname,
+            "gamma_min_abs": float(np.abs(g).min()),
+            "gamma_max_abs": float(np.abs(g).max()),
+            "weight_min_abs_nonzero": _min_abs_nonzero(w2),
+        }
         entry["fp16_flush_risk"] = bool(folded.size and folded.min() < FP16_MIN_NORMAL)
         ctx.folded_gamma.append(entry)
-        doc = MARKER + " " + json.dumps({k: entry[k] for k in
-                                         ("gamma_min_abs", "gamma_max_abs", "weight", "bias")})
+        doc = (
+            MARKER
+            + " "
+            + json.dumps(
+                {k: entry[k] for k in ("gamma_min_abs", "gamma_max_abs", "weight", "bias")}
+            )
+        )
         for name in (mm.name, add.name if add is not None else None):
             if name:
                 ctx.node_docs[name] = doc
@@ -102,8 +113,9 @@ def apply_markers(model: onnx.ModelProto, ctx) -> None:
     del model.metadata_props[:]
     model.metadata_props.extend(props)
     if ctx.folded_gamma:
-        model.metadata_props.append(onnx.StringStringEntryProto(
-            key=MARKER, value=json.dumps(ctx.folded_gamma)))
+        model.metadata_props.append(
+            onnx.StringStringEntryProto(key=MARKER, value=json.dumps(ctx.folded_gamma))
+        )
 
 
 def gamma_entries(model: onnx.ModelProto) -> list[dict]:

@@ -9,15 +9,16 @@ read alike):
     v (B, T, C) → Reshape (.., .., H, d) → Transpose(0, 2, 1, 3) = v'
     → Transpose(0, 2, 1, 3) → Reshape (.., 1, C)
 
-The fused node reads q, k, v as they leave their linears (design §2) and writes the head-merge
+The fused node reads q, k, v as they leave their linears (the fused-op contract) and writes the head-merge
 tensor; interior tensors must be private to the subgraph or the match is refused.
 """
+
 from __future__ import annotations
 
 import onnx_graphsurgeon as gs
 
+from pipeline.contract import CLASS_ATTENTION, DOMAIN, node_attrs
 from pipeline.passes.match import Refused, dim, private_chain, producer, rank, split_const
-from pipeline.passes.plugin_attrs import CLASS_ATTENTION, DOMAIN, node_attrs
 
 NAME = "fuse_class_attention"
 
@@ -57,19 +58,24 @@ def match(graph, merge):
         nodes.append(mul)
         interior.append(q)
         q = q2
-    views = [_heads_view(q, [0, 2, 1, 3], nodes, interior),
-             _heads_view(qk.inputs[1], [0, 2, 3, 1], nodes, interior),
-             _heads_view(av.inputs[1], [0, 2, 1, 3], nodes, interior)]
+    views = [
+        _heads_view(q, [0, 2, 1, 3], nodes, interior),
+        _heads_view(qk.inputs[1], [0, 2, 3, 1], nodes, interior),
+        _heads_view(av.inputs[1], [0, 2, 1, 3], nodes, interior),
+    ]
     if any(v is None for v in views):
         return None
     (q_in, h, one), (k_in, hk, _), (v_in, hv, _) = views
     # The q view (B, 1, H, d) proves a single query even where shape inference lost q's own
-    # shape (paddle2onnx's class-token Expand, design §8).
+    # shape (paddle2onnx's class-token Expand).
     if h is None or h != hk or h != hv or one != 1:
         return None
     private_chain(graph, interior, nodes)
-    return {"inputs": [q_in, k_in, v_in], "out": merge.outputs[0],
-            "attrs": node_attrs(CLASS_ATTENTION, num_heads=int(h), scale=scale)}
+    return {
+        "inputs": [q_in, k_in, v_in],
+        "out": merge.outputs[0],
+        "attrs": node_attrs(CLASS_ATTENTION, num_heads=int(h), scale=scale),
+    }
 
 
 def run(graph: gs.Graph, ctx) -> int:
@@ -83,9 +89,17 @@ def run(graph: gs.Graph, ctx) -> int:
         if spec is None:
             continue
         out = spec["out"]
-        merge.outputs.clear()                                        # cut the outputs
-        graph.nodes.append(gs.Node(CLASS_ATTENTION, f"{CLASS_ATTENTION}_{count}", spec["attrs"],
-                                   inputs=spec["inputs"], outputs=[out], domain=DOMAIN))
+        merge.outputs.clear()  # cut the outputs
+        graph.nodes.append(
+            gs.Node(
+                CLASS_ATTENTION,
+                f"{CLASS_ATTENTION}_{count}",
+                spec["attrs"],
+                inputs=spec["inputs"],
+                outputs=[out],
+                domain=DOMAIN,
+            )
+        )
         ctx.fused_outputs.append(out.name)
         count += 1
     ctx.fused[CLASS_ATTENTION] = count

@@ -15,14 +15,14 @@ fused node reads qkv), cut the outputs (it writes the head-merge tensor), insert
 old nodes become unreachable and `cleanup()` removes them. Every interior tensor must be private
 to the subgraph (`private_chain`), otherwise the match is refused and reported.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from pipeline.passes.match import (Refused, const, dim, private_chain, producer, rank,
-                                   split_const)
-from pipeline.passes.plugin_attrs import DOMAIN, TALKING_HEADS, node_attrs
+from pipeline.contract import DOMAIN, TALKING_HEADS, node_attrs
+from pipeline.passes.match import Refused, const, dim, private_chain, producer, rank, split_const
 
 NAME = "fuse_talking_heads"
 
@@ -109,7 +109,7 @@ def match(graph, merge):
     if any(g.inputs[0] is not split for g in gathers) or any(i is None or i.size != 1 for i in idx):
         return None
     if [int(i.reshape(())) for i in idx] != [0, 1, 2]:
-        return None  # q, k, v must sit at 0, 1, 2 of the (3, H, d) layout (design §2)
+        return None  # q, k, v must sit at 0, 1, 2 of the (3, H, d) layout of the contract
     tr = producer(split, "Transpose", perm=[2, 0, 3, 1, 4])
     rs = producer(tr.inputs[0], "Reshape") if tr is not None else None
     if rs is None or rank(rs.outputs[0]) != 5 or dim(rs.outputs[0], 2) != 3:
@@ -120,12 +120,22 @@ def match(graph, merge):
     nodes += gathers + [tr, rs]
     interior += [q, tk.inputs[0], av.inputs[1], split, tr.inputs[0]]
     private_chain(graph, interior, nodes)
-    return {"qkv": rs.inputs[0], "out": merge.outputs[0], "nodes": nodes,
-            "attrs": node_attrs(TALKING_HEADS, num_heads=int(heads), scale=scale,
-                                pre_weight=[float(x) for x in m_pre.reshape(-1)],
-                                pre_bias=[float(x) for x in b_pre],
-                                post_weight=[float(x) for x in m_post.reshape(-1)],
-                                post_bias=[float(x) for x in b_post])}
+    return {
+        "qkv": rs.inputs[0],
+        "out": merge.outputs[0],
+        "nodes": nodes,
+        # limits are the fuse stage's call: a node past them can still be lowered to ONNX
+        "attrs": node_attrs(
+            TALKING_HEADS,
+            check_limits=False,
+            num_heads=int(heads),
+            scale=scale,
+            pre_weight=[float(x) for x in m_pre.reshape(-1)],
+            pre_bias=[float(x) for x in b_pre],
+            post_weight=[float(x) for x in m_post.reshape(-1)],
+            post_bias=[float(x) for x in b_post],
+        ),
+    }
 
 
 def run(graph: gs.Graph, ctx) -> int:
@@ -139,9 +149,15 @@ def run(graph: gs.Graph, ctx) -> int:
         if spec is None:
             continue
         out = spec["out"]
-        merge.outputs.clear()                                     # cut the outputs
-        node = gs.Node(TALKING_HEADS, f"{TALKING_HEADS}_{count}", spec["attrs"],
-                       inputs=[spec["qkv"]], outputs=[out], domain=DOMAIN)   # cut inputs, insert
+        merge.outputs.clear()  # cut the outputs
+        node = gs.Node(
+            TALKING_HEADS,
+            f"{TALKING_HEADS}_{count}",
+            spec["attrs"],
+            inputs=[spec["qkv"]],
+            outputs=[out],
+            domain=DOMAIN,
+        )  # cut inputs, insert
         graph.nodes.append(node)
         ctx.fused_outputs.append(out.name)
         ctx.num_heads = spec["attrs"]["num_heads"]

@@ -7,10 +7,11 @@ not hold, so a matcher reads as a chain of guards. `private_chain` implements th
 every fusion: an intermediate tensor may be fused away only if nothing outside the subgraph reads
 it (another node or a graph output).
 """
+
 from __future__ import annotations
 
 import itertools
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -83,10 +84,6 @@ def linear(t):
     return None
 
 
-def consumers(t) -> list:
-    return list(t.outputs)
-
-
 def private_chain(graph, interior: Iterable, nodes: Iterable) -> None:
     """Raise Refused if a tensor of `interior` is a graph output or read outside `nodes`."""
     nodes = {id(n) for n in nodes}
@@ -96,8 +93,10 @@ def private_chain(graph, interior: Iterable, nodes: Iterable) -> None:
             raise Refused(f"intermediate tensor {t.name!r} is a graph output")
         for c in t.outputs:
             if id(c) not in nodes:
-                raise Refused(f"intermediate tensor {t.name!r} is also read by {c.op} node "
-                              f"{c.name!r} outside the attention subgraph")
+                raise Refused(
+                    f"intermediate tensor {t.name!r} is also read by {c.op} node "
+                    f"{c.name!r} outside the attention subgraph"
+                )
 
 
 def static_dims(t) -> list | None:
@@ -124,8 +123,9 @@ _serial = itertools.count()
 
 def new_const(name: str, values: np.ndarray) -> gs.Constant:
     """A new constant with a graph-unique name (inlined nodes have empty names to derive from)."""
-    return gs.Constant(f"{name}_{next(_serial)}",
-                       np.array(values, copy=True, order="C"))  # keeps 0-d scalars 0-d
+    return gs.Constant(
+        f"{name}_{next(_serial)}", np.array(values, copy=True, order="C")
+    )  # keeps 0-d scalars 0-d
 
 
 def reroute(old, new) -> None:
@@ -139,6 +139,7 @@ def reroute(old, new) -> None:
 def refresh_shapes(graph: gs.Graph) -> None:
     """Re-run ONNX shape inference on `graph` in place (after folding exposed static shapes)."""
     import onnx
+
     model = gs.export_onnx(graph.cleanup())
     del model.graph.value_info[:]
     fresh = gs.import_onnx(onnx.shape_inference.infer_shapes(model, data_prop=True))

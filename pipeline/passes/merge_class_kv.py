@@ -4,13 +4,14 @@ Both read the same normalized tokens (B, T, C); one (C, 2C) GEMM reads them once
 twice. Matched on `CaitClassAttention` nodes whose k and v inputs are `x @ W + b` linears with
 constant weights on the same x, each read only by the fused node.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from pipeline.contract import CLASS_ATTENTION, DOMAIN
 from pipeline.passes.match import linear, new_const
-from pipeline.passes.plugin_attrs import CLASS_ATTENTION, DOMAIN
 
 NAME = "merge_class_kv"
 
@@ -32,16 +33,30 @@ def run(graph: gs.Graph, ctx) -> int:
         mm_out = gs.Variable(f"{node.name}_kv_mm", dtype=k.dtype)
         kv = gs.Variable(f"{node.name}_kv", dtype=k.dtype)
         graph.nodes += [
-            gs.Node("MatMul", f"{node.name}_kv_matmul",
-                    inputs=[x, new_const(f"{node.name}_Wkv", w)], outputs=[mm_out]),
-            gs.Node("Add", f"{node.name}_kv_bias",
-                    inputs=[mm_out, new_const(f"{node.name}_bkv", b)], outputs=[kv])]
+            gs.Node(
+                "MatMul",
+                f"{node.name}_kv_matmul",
+                inputs=[x, new_const(f"{node.name}_Wkv", w)],
+                outputs=[mm_out],
+            ),
+            gs.Node(
+                "Add",
+                f"{node.name}_kv_bias",
+                inputs=[mm_out, new_const(f"{node.name}_bkv", b)],
+                outputs=[kv],
+            ),
+        ]
         # The Split writes the tensors the fused node already reads: cut the old linears' outputs.
         lk[4].outputs.clear()
         lv[4].outputs.clear()
-        graph.nodes.append(gs.Node("Split", f"{node.name}_kv_split", {"axis": -1},
-                                   inputs=[kv, new_const(f"{node.name}_split",
-                                                         np.array([c, c], np.int64))],
-                                   outputs=[k, v]))
+        graph.nodes.append(
+            gs.Node(
+                "Split",
+                f"{node.name}_kv_split",
+                {"axis": -1},
+                inputs=[kv, new_const(f"{node.name}_split", np.array([c, c], np.int64))],
+                outputs=[k, v],
+            )
+        )
         count += 1
     return count

@@ -7,6 +7,7 @@ fused ops' shapes come from their reference functions; what happens inside a fus
 plugin's business and is not counted). Score tensors are the (…, H, N, N) attention maps that the
 talking-heads plugin never writes.
 """
+
 from __future__ import annotations
 
 import collections
@@ -15,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from pipeline.passes.reference import attach_reference_functions
+from pipeline.contract.reference import attach_reference_functions
 from pipeline.passes.skeleton import model_inputs, skeleton
 
 _FLOAT = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
@@ -32,14 +33,16 @@ def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
     del m.graph.value_info[:]
     m = onnx.shape_inference.infer_shapes(m, data_prop=True)
     # With the batch fixed every Shape is static: folding resolves what data propagation cannot
-    # (paddle2onnx's class-token Expand goes through Max of shapes, design §8).
+    # (paddle2onnx's class-token Expand goes through Max of shapes).
     import onnx_graphsurgeon as gs
+
     g = gs.import_onnx(m)
     g.fold_constants(error_ok=True).cleanup()
     m2 = gs.export_onnx(g)
     m2.functions.extend(m.functions)
-    m2.opset_import.extend(o for o in m.opset_import
-                           if o.domain not in {x.domain for x in m2.opset_import})
+    m2.opset_import.extend(
+        o for o in m.opset_import if o.domain not in {x.domain for x in m2.opset_import}
+    )
     return onnx.shape_inference.infer_shapes(m2, data_prop=True)
 
 
@@ -47,8 +50,11 @@ def _shapes(model: onnx.ModelProto) -> dict:
     out = {}
     for vi in list(model.graph.value_info) + list(model.graph.output):
         tt = vi.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] \
-            if tt.HasField("shape") else None
+        dims = (
+            [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            if tt.HasField("shape")
+            else None
+        )
         out[vi.name] = (tt.elem_type, dims)
     return out
 
@@ -75,8 +81,13 @@ def graph_figures(model: onnx.ModelProto, heads: int | None = None) -> dict:
     inferred = _batch_one(model)
     shapes = _shapes(inferred)
     # Tensors folded away at batch 1 are shape arithmetic; count what the batch-1 graph computes.
-    produced = [(o, n.op_type) for n in inferred.graph.node if n.op_type != "Constant"
-                for o in n.output if o]
+    produced = [
+        (o, n.op_type)
+        for n in inferred.graph.node
+        if n.op_type != "Constant"
+        for o in n.output
+        if o
+    ]
     total, unknown, scores, largest = 0, [], [], (0, None)
     for name, op in produced:
         elem, dims = shapes.get(name, (None, None))
@@ -86,9 +97,10 @@ def graph_figures(model: onnx.ModelProto, heads: int | None = None) -> dict:
             unknown.append(name)
             continue
         nbytes = int(np.prod(dims, dtype=np.int64)) * FP16_BYTES
-        if _is_score(dims, heads):   # every score-shaped tensor, views included
-            scores.append({"tensor": name, "shape": dims, "op": op,
-                           "bytes": 0 if op in VIEW_OPS else nbytes})
+        if _is_score(dims, heads):  # every score-shaped tensor, views included
+            scores.append(
+                {"tensor": name, "shape": dims, "op": op, "bytes": 0 if op in VIEW_OPS else nbytes}
+            )
         if op in VIEW_OPS:
             continue  # a reshape is a view in TensorRT: nothing is written
         total += nbytes
@@ -109,25 +121,40 @@ def graph_figures(model: onnx.ModelProto, heads: int | None = None) -> dict:
 def markdown(report: dict) -> str:
     b, a = report["before"], report["after"]
     mb = lambda x: f"{x / 2**20:.2f} MiB"  # noqa: E731
-    lines = [f"# Fusion report: {report['source']}", "",
-             f"attention: `{report['attention']}`, output: `{report['output']}`", "",
-             "| pass | rewrites | seconds |", "|---|---:|---:|"]
+    lines = [
+        f"# Fusion report: {report['source']}",
+        "",
+        f"plain-ONNX ops: `{', '.join(report['lowered']) or 'none'}`, output: `{report['output']}`",
+        "",
+        "| pass | rewrites | seconds |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {p['pass']} | {p['rewrites']} | {p['seconds']} |" for p in report["passes"]]
-    lines += ["", "before = the input after sanitize + canonicalize (no Identity, folded "
-              "constants); after = the fused output. Bytes: batch 1, fp16, every non-view activation written once.",
-              "", "| | before | after |", "|---|---:|---:|",
-              f"| nodes (input: {report.get('input_nodes')}) | {b['nodes']} | {a['nodes']} |",
-              f"| activations per image (fp16) | {mb(b['activation_bytes_per_image_fp16'])} | "
-              f"{mb(a['activation_bytes_per_image_fp16'])} |",
-              f"| H·N² score tensors | {b['score_tensors']} | {a['score_tensors']} |",
-              f"| score bytes per image (fp16) | {mb(b['score_bytes_per_image_fp16'])} | "
-              f"{mb(a['score_bytes_per_image_fp16'])} |",
-              f"| tensors of unknown shape | {b['unknown_shape_tensors']} | "
-              f"{a['unknown_shape_tensors']} |", ""]
-    lines.append(f"Fused: {report['fused']}; folded LayerScale γ into "
-                 f"{len(report['folded_gamma'])} linears (marker `cait.folded_gamma`).")
+    lines += [
+        "",
+        "before = the input after sanitize + canonicalize (no Identity, folded "
+        "constants); after = the fused output. Bytes: batch 1, fp16, every non-view activation written once.",
+        "",
+        "| | before | after |",
+        "|---|---:|---:|",
+        f"| nodes (input: {report.get('input_nodes')}) | {b['nodes']} | {a['nodes']} |",
+        f"| activations per image (fp16) | {mb(b['activation_bytes_per_image_fp16'])} | "
+        f"{mb(a['activation_bytes_per_image_fp16'])} |",
+        f"| H·N² score tensors | {b['score_tensors']} | {a['score_tensors']} |",
+        f"| score bytes per image (fp16) | {mb(b['score_bytes_per_image_fp16'])} | "
+        f"{mb(a['score_bytes_per_image_fp16'])} |",
+        f"| tensors of unknown shape | {b['unknown_shape_tensors']} | "
+        f"{a['unknown_shape_tensors']} |",
+        "",
+    ]
+    lines.append(
+        f"Fused: {report['fused']}; folded LayerScale γ into "
+        f"{len(report['folded_gamma'])} linears (marker `cait.folded_gamma`)."
+    )
     if report.get("verify"):
         v = report["verify"]
-        lines.append(f"Parity (ONNX Runtime, fp32): max |Δlogit| {v['max_abs']:.3g} "
-                     f"(tolerance {v['tolerance']:g}) at batch {v['batches']}.")
+        lines.append(
+            f"Parity (ONNX Runtime, fp32): max |Δlogit| {v['max_abs']:.3g} "
+            f"(tolerance {v['tolerance']:g}) at batch {v['batches']}."
+        )
     return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """sanitize: remove Identity nodes, fold constants, drop arithmetic no-ops.
 
 paddle2onnx emits hundreds of Identity nodes (361 in xxs_24), keeps weights as Constant nodes and
-writes the attention scale as `Mul(q, s) + 0.0` (design §8); timm's export routes initializers
+writes the attention scale as `Mul(q, s) + 0.0` (paddle2onnx 2.1.0); timm's export routes initializers
 through Identity too and computes the SDPA scale from `Shape`. After this pass every weight is an
 initializer, every shape-derived constant is folded (onnx-graphsurgeon's `fold_constants`, which
 evaluates constant subgraphs with ONNX Runtime; `fold_shapes` folds Shape→Gather/Slice of static
@@ -10,11 +10,11 @@ dims), and `x + 0`, `x · 1` with scalar constants are gone — so later passes 
 Memory: folding evaluates only the constant subgraph, so peak memory stays near two copies of
 the weights; `size_threshold` keeps folding from materializing large broadcast constants.
 """
+
 from __future__ import annotations
 
-import onnx_graphsurgeon as gs
-
 import numpy as np
+import onnx_graphsurgeon as gs
 
 from pipeline.passes.match import const, new_const, refresh_shapes, reroute, scalar
 
@@ -76,8 +76,11 @@ def _static_dims(node):
             return _ints(picked, scalar=True)
         return _ints(picked)
     bounds = [const(t) for t in node.inputs[1:]]
-    if len(bounds) < 2 or any(b is None or b.size != 1 for b in bounds) or any(
-            int(b.reshape(())) != v for b, v in zip(bounds[2:], (0, 1))):
+    if (
+        len(bounds) < 2
+        or any(b is None or b.size != 1 for b in bounds)
+        or any(int(b.reshape(())) != v for b, v in zip(bounds[2:], (0, 1)))
+    ):
         return None
     start, end = (int(b.reshape(())) for b in bounds[:2])
     return _ints(dims[slice(start, end)])
@@ -102,7 +105,8 @@ def _fold_static_shapes(graph) -> int:
 
 def run(graph: gs.Graph, ctx) -> int:
     import onnxruntime
-    onnxruntime.set_default_logger_severity(3)   # folding runs ORT: keep its warnings off
+
+    onnxruntime.set_default_logger_severity(3)  # folding runs ORT: keep its warnings off
     count = 0
     for node in list(graph.nodes):
         if node.op == "Identity" and _bypass(graph, node, node.inputs[0]):
@@ -129,8 +133,13 @@ def run(graph: gs.Graph, ctx) -> int:
             if node.op in ("Sub", "Div") and c is a:
                 continue  # 0 - x and 1 / x are not no-ops
             v = scalar(c)
-            if v is not None and v == neutral and not isinstance(keep, gs.Constant) \
-                    and _shape_safe(keep, node.outputs[0], c) and _bypass(graph, node, keep):
+            if (
+                v is not None
+                and v == neutral
+                and not isinstance(keep, gs.Constant)
+                and _shape_safe(keep, node.outputs[0], c)
+                and _bypass(graph, node, keep)
+            ):
                 count += 1
                 break
     return count

@@ -5,13 +5,15 @@ full copy of a 1.4 GB model per pass would triple the fuse stage's peak memory. 
 copies nodes, I/O, small initializers (shape constants) and declares every large initializer as
 a typed graph input instead.
 """
+
 from __future__ import annotations
 
 import onnx
 from onnx import helper
 
-LARGE = 4096  # elements: above this an initializer is a weight, not shape arithmetic
-INPUTS_KEY = "skeleton.graph_inputs"   # how many leading graph inputs are the model's own
+from pipeline.onnx_io import is_large
+
+INPUTS_KEY = "skeleton.graph_inputs"  # how many leading graph inputs are the model's own
 
 
 def model_inputs(model: onnx.ModelProto) -> list:
@@ -22,24 +24,23 @@ def model_inputs(model: onnx.ModelProto) -> list:
     return real if n is None else real[:n]
 
 
-def skeleton(model: onnx.ModelProto, large: int = LARGE) -> onnx.ModelProto:
+def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
     """Idempotent: the skeleton of a skeleton is itself."""
     g = model.graph
     own = model_inputs(model)
     small, weights = [], []
     for t in g.initializer:
-        n = 1
-        for d in t.dims:
-            n *= d
-        if n > large:
+        if is_large(t):
             weights.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
         else:
             small.append(t)
     inputs = own + [i for i in g.input if i not in own] + weights
-    graph = helper.make_graph(list(g.node), g.name, inputs, list(g.output),
-                              small, value_info=list(g.value_info))
-    out = helper.make_model(graph, opset_imports=list(model.opset_import),
-                            ir_version=model.ir_version)
+    graph = helper.make_graph(
+        list(g.node), g.name, inputs, list(g.output), small, value_info=list(g.value_info)
+    )
+    out = helper.make_model(
+        graph, opset_imports=list(model.opset_import), ir_version=model.ir_version
+    )
     out.functions.extend(model.functions)
     out.metadata_props.extend(p for p in model.metadata_props if p.key != INPUTS_KEY)
     out.metadata_props.append(onnx.StringStringEntryProto(key=INPUTS_KEY, value=str(len(own))))

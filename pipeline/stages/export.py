@@ -1,7 +1,7 @@
 """Export stage: Paddle CaiT → `model.onnx` via `paddle.jit.save` + paddle2onnx, checked by ORT.
 
 Why paddle2onnx (not a hand-written exporter): it is Paddle's official ONNX path and what users
-of Paddle Inference already trust. Two traps (design §8) are handled here:
+of Paddle Inference already trust. Two traps (measured with paddle2onnx 2.1.0) are handled here:
 - paddle2onnx forces `POLYGRAPHY_AUTOINSTALL_DEPS=1` before running Polygraphy's constant folding,
   which could pip-install packages behind the user's back, and that folding is what drives
   cait_m_48_448 to 13 GB. We pass `optimize_tool=None`, keep Polygraphy's auto-install off, and
@@ -10,6 +10,7 @@ of Paddle Inference already trust. Two traps (design §8) are handled here:
   validated before the call; TensorRT 10.3 (Jetson) parses 9–20, and our passes rely on the
   opset-13 forms of Squeeze/Unsqueeze/Split, hence the 13–20 window.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,39 +22,35 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.artifacts import (ensure_writable_dir, onnx_hash, record_stage, save_onnx,
-                                sha256_file, stage_is_fresh)
+from pipeline.artifacts import (
+    EXPORTED,
+    PADDLE_DIR,
+    StageRecord,
+    ensure_writable_dir,
+    finish,
+    onnx_hash,
+    reuse,
+    save_onnx,
+    sha256_file,
+)
 from pipeline.errors import UserError
-from pipeline.numerics import compare, sample_images
-from pipeline.onnx_io import cpu_session
+from pipeline.numerics import PARITY_BATCHES, PARITY_TOL, compare, sample_images
+from pipeline.onnx_io import ort_session
 from pipeline.presets import Preset
+from pipeline.weights import checkpoint_path
 
 log = logging.getLogger(__name__)
 
 OPSET_MIN, OPSET_MAX = 13, 20
-PARITY_TOL = 1e-4
-PARITY_BATCHES = (1, 3)
 
 
 def validate_opset(opset: int) -> int:
     if not OPSET_MIN <= opset <= OPSET_MAX:
-        raise UserError(f"--opset {opset} is out of range: use {OPSET_MIN}–{OPSET_MAX} "
-                        f"(TensorRT 10.3 on Jetson parses opsets up to 20)")
+        raise UserError(
+            f"--opset {opset} is out of range: use {OPSET_MIN}–{OPSET_MAX} "
+            f"(TensorRT 10.3 on Jetson parses opsets up to 20)"
+        )
     return opset
-
-
-def build_paddle_model(preset: Preset, weights: str | None, seed: int = 0):
-    """The Paddle reference model, weights loaded (or random with a visible warning)."""
-    from pipeline.models import build_model
-    from pipeline.weights import load_weights
-    model = build_model(preset, seed=seed)
-    if weights:
-        provenance = load_weights(model, weights)
-    else:
-        log.warning("warning: no --weights given: random initialisation (seed %d) — accuracy is "
-                    "meaningless, numerical parity still holds", seed)
-        provenance = {"path": None, "random_seed": seed}
-    return model, provenance
 
 
 @contextlib.contextmanager
@@ -61,6 +58,7 @@ def _no_polygraphy_autoinstall():
     saved = os.environ.get("POLYGRAPHY_AUTOINSTALL_DEPS")
     try:
         import polygraphy.config
+
         polygraphy.config.AUTOINSTALL_DEPS = False
     except ImportError:
         pass
@@ -81,6 +79,7 @@ def _captured_native_output():
         yield
         return
     import sys
+
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -104,30 +103,43 @@ def _captured_native_output():
 
 def _jit_save(model, preset: Preset, workdir: Path) -> tuple[Path, Path]:
     import paddle
-    spec = paddle.static.InputSpec([None, preset.in_chans, preset.img_size, preset.img_size],
-                                   "float32", "image")
+
+    spec = paddle.static.InputSpec(
+        [None, preset.in_chans, preset.img_size, preset.img_size], "float32", "image"
+    )
     prefix = workdir / "inference"
     paddle.jit.save(model, str(prefix), input_spec=[spec])
-    program = next(p for p in (prefix.with_suffix(".json"), prefix.with_suffix(".pdmodel"))
-                   if p.exists())
+    program = next(
+        p for p in (prefix.with_suffix(".json"), prefix.with_suffix(".pdmodel")) if p.exists()
+    )
     return program, prefix.with_suffix(".pdiparams")
 
 
 def _paddle_to_onnx(program: Path, params: Path, onnx_path: Path, opset: int) -> None:
     import paddle2onnx
+
     with _no_polygraphy_autoinstall(), _captured_native_output():
-        paddle2onnx.export(str(program), str(params), save_file=str(onnx_path),
-                           opset_version=opset, auto_upgrade_opset=False,
-                           enable_onnx_checker=True, enable_optimize=True, optimize_tool=None,
-                           verbose=False)
+        paddle2onnx.export(
+            str(program),
+            str(params),
+            save_file=str(onnx_path),
+            opset_version=opset,
+            auto_upgrade_opset=False,
+            enable_onnx_checker=True,
+            enable_optimize=True,
+            optimize_tool=None,
+            verbose=False,
+        )
     if not onnx_path.exists():
-        raise UserError(f"paddle2onnx wrote no model from {program.name} (opset {opset}); "
-                        "re-run with --verbose")
+        raise UserError(
+            f"paddle2onnx wrote no model from {program.name} (opset {opset}); re-run with --verbose"
+        )
 
 
 def _name_io(onnx_path: Path, dst: Path) -> None:
     """Stable graph I/O: `image` (batch, 3, S, S) → `logits` (batch, classes)."""
     import onnx
+
     model = onnx.load(str(onnx_path))
     g = model.graph
     renames = {g.input[0].name: "image", g.output[0].name: "logits"}
@@ -154,6 +166,7 @@ def reference_logits(model, preset: Preset, batches=PARITY_BATCHES, seed: int = 
     """{batch: (input, Paddle logits)} on real-looking inputs. Under no_grad: otherwise autograd
     keeps every block's activations (tens of GB for cait_m_48_448 at batch 3)."""
     import paddle
+
     refs = {}
     with paddle.no_grad():
         for b in batches:
@@ -164,28 +177,39 @@ def reference_logits(model, preset: Preset, batches=PARITY_BATCHES, seed: int = 
 
 def onnx_parity(onnx_path: Path, refs: dict) -> dict:
     """ONNX Runtime against the stored Paddle logits, per batch size."""
-    sess = cpu_session(onnx_path)
-    return {f"batch{b}": compare(ref, sess.run(["logits"], {"image": x})[0])
-            for b, (x, ref) in refs.items()}
+    sess = ort_session(onnx_path)
+    return {
+        f"batch{b}": compare(ref, sess.run(["logits"], {"image": x})[0])
+        for b, (x, ref) in refs.items()
+    }
 
 
-def export(preset: Preset, out_dir: str | Path, *, weights: str | None = None, opset: int = 17,
-           seed: int = 0, tol: float = PARITY_TOL, force: bool = False) -> Path:
-    """Stage: preset (+weights) → `out_dir/model.onnx`, verified against Paddle; returns the path."""
+def export(
+    preset: Preset,
+    out_dir: str | Path,
+    *,
+    weights: str | None = None,
+    opset: int = 17,
+    seed: int = 0,
+    tol: float = PARITY_TOL,
+    force: bool = False,
+) -> StageRecord:
+    """Stage: preset (+weights) → `out_dir/model.onnx`, verified against Paddle."""
+    from pipeline.models import load_model  # Paddle: imported only when the stage runs
+
     validate_opset(opset)
     out_dir = Path(out_dir)
-    dst = out_dir / "model.onnx"
-    from pipeline.weights import checkpoint_path
+    dst = out_dir / EXPORTED
     inputs = {"weights": sha256_file(checkpoint_path(weights)) if weights else f"random:{seed}"}
     settings = {"preset": preset.as_dict(), "opset": opset}
-    if not force and stage_is_fresh(out_dir, "export", inputs, settings, [dst]):
-        log.info("export: up to date (%s)", dst)
-        return dst
+    fresh = reuse(out_dir, "export", inputs, settings, {EXPORTED: dst}, force)
+    if fresh:
+        return fresh
 
     t0 = time.perf_counter()
-    model, provenance = build_paddle_model(preset, weights, seed)
+    model, provenance = load_model(preset, weights, seed)
     ensure_writable_dir(out_dir)  # after the weights are known good: no empty folder on bad input
-    paddle_dir = out_dir / "paddle"
+    paddle_dir = out_dir / PADDLE_DIR
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".export-") as work:
         work = Path(work)
         refs = reference_logits(model, preset, seed=seed)
@@ -200,8 +224,10 @@ def export(preset: Preset, out_dir: str | Path, *, weights: str | None = None, o
         figures = onnx_parity(staged, refs)
         worst = max(f["max_abs"] for f in figures.values())
         if not worst <= tol:
-            raise UserError(f"export parity failed for {preset.name}: max |Δlogit| "
-                            f"{worst:.3g} > {tol:g} between Paddle and ONNX Runtime")
+            raise UserError(
+                f"export parity failed for {preset.name}: max |Δlogit| "
+                f"{worst:.3g} > {tol:g} between Paddle and ONNX Runtime"
+            )
         _publish(staged, dst)
         # Keep the Paddle inference program: Paddle Inference benchmarks and bisecting use it.
         if paddle_dir.exists():
@@ -209,11 +235,26 @@ def export(preset: Preset, out_dir: str | Path, *, weights: str | None = None, o
         shutil.copytree(work, paddle_dir, ignore=shutil.ignore_patterns("*.onnx", "onnx"))
         paddle_dir.chmod(0o755)  # copytree keeps TemporaryDirectory's private 0700
     seconds = time.perf_counter() - t0
-    record_stage(out_dir, "export", {
-        "inputs": inputs, "settings": settings, "weights": provenance,
-        "outputs": {"model.onnx": onnx_hash(dst)}, "parity": figures, "tolerance": tol,
-        "seconds": round(seconds, 1),
-    })
-    log.info("export: %s (opset %d) — parity max |Δlogit| %.2e at batch %s (≤ %g) in %.1f s",
-             dst, opset, worst, "/".join(str(b) for b in PARITY_BATCHES), tol, seconds)
-    return dst
+    log.info(
+        "export: %s (opset %d) — parity max |Δlogit| %.2e at batch %s (≤ %g) in %.1f s",
+        dst,
+        opset,
+        worst,
+        "/".join(str(b) for b in PARITY_BATCHES),
+        tol,
+        seconds,
+    )
+    return finish(
+        out_dir,
+        "export",
+        {
+            "inputs": inputs,
+            "settings": settings,
+            "weights": provenance,
+            "outputs": {EXPORTED: onnx_hash(dst)},
+            "parity": figures,
+            "tolerance": tol,
+            "seconds": round(seconds, 1),
+        },
+        {EXPORTED: dst},
+    )

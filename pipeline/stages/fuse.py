@@ -1,11 +1,13 @@
 """Fuse stage: `model.onnx` → `model.fused.onnx` (CaiT attention fused, scale and γ folded).
 
     fuse(src, dst, *, attention="plugin", verify=True, report=None, expect_blocks=None,
-         out_dir_manifest=None, tol=1e-4, batches=(1, 3), seed=0, force=False) -> dict
+         tol=PARITY_TOL, batches=PARITY_BATCHES, seed=0, force=False) -> StageRecord
 
-- `attention="plugin"`: `CaitTalkingHeadsAttention` / `CaitClassAttention` plugin nodes (design
-  §2), no local functions in `dst`. `attention="onnx"`: the plugin-free fast path (the same
-  reference decomposition, inlined).
+- `attention="plugin"`: `CaitTalkingHeadsAttention` / `CaitClassAttention` plugin nodes (the
+  fused-op contract, `pipeline/contract`), no local functions in `dst`. `attention="onnx"`: the
+  plugin-free fast path (the same reference decomposition, inlined). A mapping {op: "plugin" |
+  "onnx"} chooses per fused op. A plugin node past the kernels' limits (more than 16 heads) is
+  refused with the fix (`--attention onnx`), before anything is written.
 - `expect_blocks`: the preset's depth L. When None, it is read from the export manifest beside
   `src` (stages.export.settings.preset.depth); failing that, the self-attention blocks are counted
   structurally (and the log says so). Fusing must yield exactly L talking-heads and 2
@@ -15,9 +17,10 @@
   attention output against the same tensor of `src` (γ = 1e-5 would hide a miswired attention
   below any logit tolerance; the attention outputs do not).
 - `report`: path of the fusion report JSON (a `.md` twin is written beside it).
-- `out_dir_manifest`: folder whose manifest.json records the stage (default: dst's folder).
-Returns the figures recorded in the manifest (counts, parity, bytes, folded γ list).
+The record (manifest key `fuse`, or `fuse_onnx` for the plugin-free model) holds the counts,
+parity, bytes and folded γ list beside its inputs, settings and outputs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,53 +29,84 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (onnx_hash, read_manifest, record_stage,
-                                save_onnx, stage_is_fresh, write_json_atomic,
-                                write_text_atomic)
+from pipeline.artifacts import (
+    StageRecord,
+    finish,
+    onnx_hash,
+    read_manifest,
+    reuse,
+    save_onnx,
+    write_json_atomic,
+    write_text_atomic,
+)
+from pipeline.contract import (
+    CLASS_ATTENTION,
+    CLASS_BLOCKS,
+    PLUGIN_OPS,
+    TALKING_HEADS,
+    limit_violation,
+)
+from pipeline.contract.reference import attach_reference_functions
 from pipeline.errors import UserError
-from pipeline.onnx_io import cpu_session, load_onnx
-from pipeline.numerics import compare, sample_images
+from pipeline.numerics import PARITY_BATCHES, PARITY_TOL, compare, sample_images
+from pipeline.onnx_io import image_input, load_onnx, ort_session
+from pipeline.passes import PassContext, passes_for, run_passes
+from pipeline.passes.report import graph_figures, markdown
 
 log = logging.getLogger(__name__)
 
-PARITY_TOL = 1e-4
-ATTENTION_TOL = 1e-4       # max |Δ| of a fused op's output relative to the output's max |value|
+ATTENTION_TOL = 1e-4  # max |Δ| of a fused op's output relative to the output's max |value|
 ATTENTION_MODES = ("plugin", "onnx")
-CLASS_BLOCKS = 2
 
 
 # ---- reading and writing models --------------------------------------------------------------
 
+
 def _uses_external_data(path: Path) -> bool:
     import onnx
     from onnx.external_data_helper import uses_external_data
+
     m = onnx.load(str(path), load_external_data=False)
     return any(uses_external_data(t) for t in m.graph.initializer)
 
 
 # ---- expectations -----------------------------------------------------------------------------
 
+
 def expected_blocks(src: Path, expect_blocks: int | None, model) -> tuple[int, str]:
     if expect_blocks is not None:
         return int(expect_blocks), "given"
-    preset = (read_manifest(src.parent).get("stages", {}).get("export", {})
-              .get("settings", {}).get("preset", {}))
+    preset = (
+        read_manifest(src.parent)
+        .get("stages", {})
+        .get("export", {})
+        .get("settings", {})
+        .get("preset", {})
+    )
     if preset.get("depth"):
         return int(preset["depth"]), f"manifest ({preset.get('name')})"
     n = count_self_attention(model)
-    log.info("fuse: no preset known for %s: counted %d self-attention blocks structurally "
-             "(softmax over an N×N score map); pass --expect-blocks L to check against a preset",
-             src, n)
+    log.info(
+        "fuse: no preset known for %s: counted %d self-attention blocks structurally "
+        "(softmax over an N×N score map); pass --expect-blocks L to check against a preset",
+        src,
+        n,
+    )
     return n, "structural count"
 
 
 def count_self_attention(model) -> int:
     """Softmaxes over square (…, N, N) score maps with N > 1: one per talking-heads block."""
     import onnx
+
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else d.dim_param
-                        for d in vi.type.tensor_type.shape.dim]
-              for vi in inferred.graph.value_info}
+    shapes = {
+        vi.name: [
+            d.dim_value if d.HasField("dim_value") else d.dim_param
+            for d in vi.type.tensor_type.shape.dim
+        ]
+        for vi in inferred.graph.value_info
+    }
     n = 0
     for node in inferred.graph.node:
         dims = shapes.get(node.output[0]) if node.op_type == "Softmax" else None
@@ -83,58 +117,68 @@ def count_self_attention(model) -> int:
 
 # ---- verification -----------------------------------------------------------------------------
 
-def _input_size(model) -> tuple[str, int, int, int | None]:
-    """(name, channels, size, static batch or None) of the image input."""
-    init = {i.name for i in model.graph.initializer}
-    vi = next(i for i in model.graph.input if i.name not in init)
-    dims = vi.type.tensor_type.shape.dim
-    if len(dims) != 4 or not dims[2].HasField("dim_value"):
-        raise UserError(f"input {vi.name!r} is not an image batch (B, C, S, S) with static S")
-    batch = dims[0].dim_value if dims[0].HasField("dim_value") else None
-    return vi.name, dims[1].dim_value, dims[2].dim_value, batch
 
-
-def verify_parity(src_model, fused_model, *, probes=(), batches=(1, 3), seed: int = 0,
-                  tol: float = PARITY_TOL, attention_tol: float = ATTENTION_TOL) -> dict:
+def verify_parity(
+    src_model,
+    fused_model,
+    *,
+    probes=(),
+    batches=(1, 3),
+    seed: int = 0,
+    tol: float = PARITY_TOL,
+    attention_tol: float = ATTENTION_TOL,
+) -> dict:
     """ORT: unfused `src_model` vs `fused_model` (+ reference functions) on real-looking images.
 
     `probes`: tensors present in both graphs (the fused ops' outputs) compared as well.
     """
-    from pipeline.passes.reference import attach_reference_functions
     probe = list(probes)
     src_names = {o for n in src_model.graph.node for o in n.output}
     probe = [p for p in probe if p in src_names]
-    ref = cpu_session(src_model, extra_outputs=probe)
-    out = cpu_session(attach_reference_functions(fused_model), extra_outputs=probe)
-    name, chans, size, static_batch = _input_size(src_model)
-    if static_batch:  # a static-batch export runs at its own batch only
-        batches = (static_batch,)
+    ref = ort_session(src_model, extra_outputs=probe)
+    out = ort_session(attach_reference_functions(fused_model), extra_outputs=probe)
+    image = image_input(src_model)
+    name, chans, size = image.name, image.channels, image.size
+    if image.batch:  # a static-batch export runs at its own batch only
+        batches = (image.batch,)
     logits = src_model.graph.output[0].name
     figures, worst_att = {}, 0.0
     for b in batches:
         x = sample_images(b, size, seed=seed + b, channels=chans)
         r = dict(zip([o.name for o in ref.get_outputs()], ref.run(None, {name: x})))
         o = dict(zip([o.name for o in out.get_outputs()], out.run(None, {name: x})))
-        figures[f"batch{b}"] = compare(r[logits].reshape(b, -1), o[fused_model.graph.output[0]
-                                                                   .name].reshape(b, -1))
+        figures[f"batch{b}"] = compare(
+            r[logits].reshape(b, -1), o[fused_model.graph.output[0].name].reshape(b, -1)
+        )
         for p in probe:
             scale = float(np.abs(r[p]).max()) or 1.0
             worst_att = max(worst_att, float(np.abs(r[p] - o[p]).max()) / scale)
     worst = max(f["max_abs"] for f in figures.values())
-    result = {"max_abs": worst, "tolerance": tol, "batches": list(batches),
-              "inputs": "numerics.sample_images",
-              "attention_outputs_checked": len(probe), "attention_max_rel": worst_att,
-              "attention_tolerance": attention_tol, "per_batch": figures}
+    result = {
+        "max_abs": worst,
+        "tolerance": tol,
+        "batches": list(batches),
+        "inputs": "numerics.sample_images",
+        "attention_outputs_checked": len(probe),
+        "attention_max_rel": worst_att,
+        "attention_tolerance": attention_tol,
+        "per_batch": figures,
+    }
     if not worst <= tol:
-        raise UserError(f"fuse parity failed: max |Δlogit| {worst:.3g} > {tol:g} between the "
-                        "unfused and the fused model (ONNX Runtime, fp32)")
+        raise UserError(
+            f"fuse parity failed: max |Δlogit| {worst:.3g} > {tol:g} between the "
+            "unfused and the fused model (ONNX Runtime, fp32)"
+        )
     if not worst_att <= attention_tol:
-        raise UserError(f"fuse parity failed: a fused attention output differs by "
-                        f"{worst_att:.3g} (relative) > {attention_tol:g} from the unfused graph")
+        raise UserError(
+            f"fuse parity failed: a fused attention output differs by "
+            f"{worst_att:.3g} (relative) > {attention_tol:g} from the unfused graph"
+        )
     return result
 
 
 # ---- the stage ---------------------------------------------------------------------------------
+
 
 def _table(rows) -> str:
     lines = [f"{'pass':<24}{'rewrites':>9}{'seconds':>9}"]
@@ -142,82 +186,171 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-def fuse(src, dst, *, attention: str = "plugin", verify: bool = True, report=None,
-         expect_blocks: int | None = None, out_dir_manifest=None, tol: float = PARITY_TOL,
-         batches=(1, 3), seed: int = 0, force: bool = False) -> dict:
-    """Stage: fuse `src` into `dst`; returns the figures it records (see the module docstring)."""
-    from pipeline.passes import PassContext, passes_for, run_passes
-    from pipeline.passes.plugin_attrs import CLASS_ATTENTION, TALKING_HEADS
-    from pipeline.passes.report import graph_figures, markdown
+def lowered_ops(attention) -> frozenset:
+    """The fused ops to run as plain ONNX, from "plugin", "onnx" or {op: "plugin" | "onnx"}."""
+    if isinstance(attention, str):
+        if attention not in ATTENTION_MODES:
+            raise UserError(f"--attention {attention!r}: use one of {', '.join(ATTENTION_MODES)}")
+        return PLUGIN_OPS if attention == "onnx" else frozenset()
+    unknown = set(attention) - PLUGIN_OPS
+    bad = {v for v in attention.values()} - set(ATTENTION_MODES)
+    if unknown or bad:
+        raise UserError(f"--attention: unknown op(s) {sorted(unknown)} or mode(s) {sorted(bad)}")
+    return frozenset(op for op, mode in attention.items() if mode == "onnx")
 
-    if attention not in ATTENTION_MODES:
-        raise UserError(f"--attention {attention!r}: use one of {', '.join(ATTENTION_MODES)}")
+
+def stage_name(lower: frozenset) -> str:
+    """Manifest key: `fuse` (plugin nodes), `fuse_onnx` (plugin-free), `fuse_onnx[<ops>]`."""
+    if not lower:
+        return "fuse"
+    return "fuse_onnx" if lower == PLUGIN_OPS else "fuse_onnx[" + ",".join(sorted(lower)) + "]"
+
+
+def check_plugin_limits(model) -> None:
+    """Refuse plugin nodes this plugin build cannot run, naming the plain-ONNX way out."""
+    for node in model.graph.node:
+        if node.op_type not in PLUGIN_OPS:
+            continue
+        heads = next((a.i for a in node.attribute if a.name == "num_heads"), 0)
+        why = limit_violation(node.op_type, heads)
+        if why:
+            raise UserError(
+                f"{why}; fuse with --attention onnx to run it as plain ONNX (no plugin needed)"
+            )
+
+
+def fuse(
+    src,
+    dst,
+    *,
+    attention="plugin",
+    verify: bool = True,
+    report=None,
+    expect_blocks: int | None = None,
+    tol: float = PARITY_TOL,
+    batches=PARITY_BATCHES,
+    seed: int = 0,
+    force: bool = False,
+) -> StageRecord:
+    """Stage: fuse `src` into `dst` (see the module docstring)."""
+    lower = lowered_ops(attention)
     src, dst = Path(src), Path(dst)
-    folder = Path(out_dir_manifest) if out_dir_manifest else dst.parent
-    stage = "fuse" if attention == "plugin" else "fuse_onnx"
+    folder, stage = dst.parent, stage_name(lower)
     model = load_onnx(src)
-    settings = {"attention": attention, "verify": verify, "expect_blocks": expect_blocks,
-                "tolerance": tol, "batches": list(batches), "seed": seed,
-                "passes": [p.NAME for p in passes_for(attention)]}
+    settings = {
+        "attention": sorted(lower)
+        if lower not in (frozenset(), PLUGIN_OPS)
+        else ("onnx" if lower else "plugin"),
+        "verify": verify,
+        "expect_blocks": expect_blocks,
+        "tolerance": tol,
+        "batches": list(batches),
+        "seed": seed,
+        "passes": [p.NAME for p in passes_for(lower)],
+    }
     inputs = {"model": onnx_hash(src)}
-    if not force and stage_is_fresh(folder, stage, inputs, settings, [dst]):
-        log.info("fuse: up to date (%s)", dst)
-        return read_manifest(folder)["stages"][stage]["figures"]
+    fresh = reuse(folder, stage, inputs, settings, {dst.name: dst}, force)
+    if fresh:
+        return fresh
 
     t0 = time.perf_counter()
     blocks, source = expected_blocks(src, expect_blocks, model)
-    ctx = PassContext(attention=attention, keep_snapshots=("canonicalize",))
+    ctx = PassContext(lower=lower, keep_snapshots=("canonicalize",))
     fused, rows = run_passes(model, ctx)
     print(_table(rows))
+    _check_counts(ctx, blocks, source)
+    check_plugin_limits(fused)
+    figures = {
+        "talking_heads": ctx.fused.get(TALKING_HEADS, 0),
+        "class_attention": ctx.fused.get(CLASS_ATTENTION, 0),
+        "expected_blocks": blocks,
+        "expected_from": source,
+        "lowered": sorted(lower),
+        "passes": [{"pass": n, "rewrites": c, "seconds": s} for n, c, s in rows],
+    }
+    if verify:
+        figures["verify"] = v = verify_parity(
+            model, fused, probes=ctx.fused_outputs, batches=batches, seed=seed, tol=tol
+        )
+        print(
+            f"parity: max |Δlogit| {v['max_abs']:.3g} ≤ {tol:g} at batch "
+            f"{'/'.join(map(str, v['batches']))}; fused attention outputs: max relative "
+            f"{v['attention_max_rel']:.3g} over {v['attention_outputs_checked']} nodes"
+        )
+    save_onnx(fused, dst, external=_uses_external_data(src))
+    figures.update(_report(src, dst, model, fused, ctx, figures, report))
+    seconds = round(time.perf_counter() - t0, 1)
+    log.info(
+        "fuse: %s — %d talking-heads, %d class-attention nodes (%s) in %.1f s",
+        dst,
+        figures["talking_heads"],
+        figures["class_attention"],
+        settings["attention"],
+        seconds,
+    )
+    return finish(
+        folder,
+        stage,
+        {
+            "inputs": inputs,
+            "settings": settings,
+            "outputs": {dst.name: onnx_hash(dst)},
+            **figures,
+            "seconds": seconds,
+        },
+        {dst.name: dst},
+    )
+
+
+def _check_counts(ctx, blocks: int, source: str) -> None:
     found_th = ctx.fused.get(TALKING_HEADS, 0)
     found_ca = ctx.fused.get(CLASS_ATTENTION, 0)
+    if found_th == blocks and found_ca == CLASS_BLOCKS and blocks > 0:
+        return
     refused = "; ".join(f"{p}: {r}" for p, r in ctx.refused[:3])
-    if found_th != blocks or found_ca != CLASS_BLOCKS or blocks == 0:
-        raise UserError(
-            f"found {found_th} talking-heads blocks, expected {blocks} ({source}), and "
-            f"{found_ca} class-attention blocks, expected {CLASS_BLOCKS}"
-            + (f"; refused: {refused}" if refused else "")
-            + ("" if blocks else "; is this a CaiT model?"))
+    raise UserError(
+        f"found {found_th} talking-heads blocks, expected {blocks} ({source}), and "
+        f"{found_ca} class-attention blocks, expected {CLASS_BLOCKS}"
+        + (f"; refused: {refused}" if refused else "")
+        + ("" if blocks else "; is this a CaiT model?")
+    )
 
-    figures = {"talking_heads": found_th, "class_attention": found_ca, "expected_blocks": blocks,
-               "expected_from": source, "passes": [{"pass": n, "rewrites": c, "seconds": s}
-                                                   for n, c, s in rows]}
-    if verify:
-        figures["verify"] = verify_parity(model, fused, probes=ctx.fused_outputs,
-                                          batches=batches, seed=seed, tol=tol)
-        v = figures["verify"]
-        print(f"parity: max |Δlogit| {v['max_abs']:.3g} ≤ {tol:g} at batch "
-              f"{'/'.join(map(str, v['batches']))}; fused attention outputs: max relative "
-              f"{v['attention_max_rel']:.3g} over {v['attention_outputs_checked']} nodes")
 
-    external = _uses_external_data(src)
-    save_onnx(fused, dst, external=external)
+def _report(src, dst, model, fused, ctx, figures, report) -> dict:
+    """The fusion report (JSON + markdown when `report` is given) and its manifest figures."""
     heads = ctx.num_heads
-    rep = {"source": str(src), "output": str(dst), "attention": attention,
-           "passes": figures["passes"],
-           "fused": {TALKING_HEADS: found_th, CLASS_ATTENTION: found_ca},
-           "before": graph_figures(ctx.snapshots["canonicalize"], heads),
-           "after": graph_figures(fused, heads), "folded_gamma": ctx.folded_gamma,
-           "refused": [{"pass": p, "reason": r} for p, r in ctx.refused],
-           "verify": figures.get("verify")}
-    rep["input_nodes"] = len(model.graph.node)
-    figures["bytes_per_image_fp16"] = {k: rep[k]["activation_bytes_per_image_fp16"]
-                                       for k in ("before", "after")}
-    figures["score_tensors"] = {k: rep[k]["score_tensors"] for k in ("before", "after")}
-    figures["nodes"] = {"input": rep["input_nodes"], "before": rep["before"]["nodes"],
-                        "after": rep["after"]["nodes"]}
-    figures["folded_gamma"] = len(ctx.folded_gamma)
-    figures["folded_gamma_fp16_flush_risk"] = sum(g["fp16_flush_risk"] for g in ctx.folded_gamma)
+    rep = {
+        "source": str(src),
+        "output": str(dst),
+        "lowered": sorted(ctx.lower),
+        "passes": figures["passes"],
+        "fused": {
+            TALKING_HEADS: figures["talking_heads"],
+            CLASS_ATTENTION: figures["class_attention"],
+        },
+        "before": graph_figures(ctx.snapshots["canonicalize"], heads),
+        "after": graph_figures(fused, heads),
+        "folded_gamma": ctx.folded_gamma,
+        "refused": [{"pass": p, "reason": r} for p, r in ctx.refused],
+        "verify": figures.get("verify"),
+        "input_nodes": len(model.graph.node),
+    }
+    out = {
+        "bytes_per_image_fp16": {
+            k: rep[k]["activation_bytes_per_image_fp16"] for k in ("before", "after")
+        },
+        "score_tensors": {k: rep[k]["score_tensors"] for k in ("before", "after")},
+        "nodes": {
+            "input": rep["input_nodes"],
+            "before": rep["before"]["nodes"],
+            "after": rep["after"]["nodes"],
+        },
+        "folded_gamma": len(ctx.folded_gamma),
+        "folded_gamma_fp16_flush_risk": sum(g["fp16_flush_risk"] for g in ctx.folded_gamma),
+    }
     if report:
         report = Path(report)
         write_json_atomic(report, rep)
         write_text_atomic(report.with_suffix(".md"), markdown(rep))
-        figures["report"] = str(report)
-    seconds = round(time.perf_counter() - t0, 1)
-    record_stage(folder, stage, {"inputs": inputs, "settings": settings,
-                                 "outputs": {dst.name: onnx_hash(dst)}, "figures": figures,
-                                 "seconds": seconds})
-    log.info("fuse: %s — %d talking-heads, %d class-attention nodes (%s) in %.1f s", dst,
-             found_th, found_ca, attention, seconds)
-    return figures
-
+        out["report"] = str(report)
+    return out

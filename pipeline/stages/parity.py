@@ -10,6 +10,7 @@ Images: with `data`, the parity set is the seeded class-balanced sample that the
 aside (same seed and size as recorded in the manifest), so it never overlaps the calibration
 images; without, `sample_images` (agreement only, no accuracy).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,19 +19,37 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import read_manifest, record_stage, write_json_atomic
+from pipeline.artifacts import (
+    PARITY_JSON,
+    PARITY_MD,
+    PARITY_PNG,
+    StageRecord,
+    finish,
+    present_stages,
+    read_manifest,
+    write_json_atomic,
+)
+from pipeline.data import (
+    ImageFolderDataset,
+    class_balanced_sample,
+    iter_batches,
+    split_calib_parity,
+)
 from pipeline.errors import UserError
+from pipeline.numerics import sample_images
 from pipeline.parity import metrics as M
-from pipeline.parity.backends import open_stage, present_stages
 from pipeline.parity.report import write_markdown, write_plot
+from pipeline.runners import open_runner
+from pipeline.stages.quantize import DEFAULT_PARITY_IMAGES, parity_count
 
 log = logging.getLogger(__name__)
 
-BISECT_IMAGES = 8   # per-block activations of a few images are enough to see where error enters
+BISECT_IMAGES = 8  # per-block activations of a few images are enough to see where error enters
 
 
 class ParityError(UserError):
     """A stage broke a threshold: not bad input, so exit 1 rather than 2."""
+
     exit_code = 1
 
 
@@ -41,8 +60,6 @@ def parity_images(out_dir: Path, data, images: int, labels=None, seed: int | Non
     (same size and seed, so never a calibration image). Any other folder shares no image with the
     calibration set: a seeded class-balanced sample of it is used.
     """
-    from pipeline.data import ImageFolderDataset, class_balanced_sample, split_calib_parity
-    from pipeline.stages.quantize import DEFAULT_PARITY_IMAGES, parity_count
     rec = read_manifest(out_dir).get("stages", {}).get("int8", {})
     settings = rec.get("settings", {})
     seed = int(settings.get("seed", 0)) if seed is None else seed
@@ -50,22 +67,25 @@ def parity_images(out_dir: Path, data, images: int, labels=None, seed: int | Non
     calib_root = rec.get("calibration", {}).get("data_root")
     if calib_root is not None and Path(calib_root) == Path(ds.root).resolve():
         reserved = int(settings.get("parity_images", DEFAULT_PARITY_IMAGES))
-        pool = split_calib_parity(ds.samples, 0, parity_count(len(ds), max(reserved, 0)),
-                                  seed=seed).parity
+        pool = split_calib_parity(
+            ds.samples, 0, parity_count(len(ds), max(reserved, 0)), seed=seed
+        ).parity
         source = f"held-out split of {ds.root} (disjoint from calibration), seed {seed}"
         if images > len(pool):
-            log.warning("parity: %d images asked, the held-out parity split has %d", images,
-                        len(pool))
+            log.warning(
+                "parity: %d images asked, the held-out parity split has %d", images, len(pool)
+            )
         if not pool:
-            raise UserError(f"{ds.root} is the calibration folder and the INT8 stage reserved no "
-                            "parity images from it; pass another --data folder")
+            raise UserError(
+                f"{ds.root} is the calibration folder and the INT8 stage reserved no "
+                "parity images from it; pass another --data folder"
+            )
         return pool[:images], ds.labelled, source
     pool = class_balanced_sample(ds.samples, min(images, len(ds)), seed=(seed, 1))
     return pool, ds.labelled, f"{ds.root} (not used for calibration), seed {seed}"
 
 
 def _load(samples, size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    from pipeline.data import iter_batches
     stream = iter_batches(samples, size=size, batch_size=32)
     xs, ys = [], []
     for b in stream:
@@ -79,10 +99,16 @@ def _load(samples, size: int) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _run(stage, x: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
     from tqdm import tqdm
+
     out = []
-    for i in tqdm(range(0, len(x), batch_size), desc=f"parity [{stage.name}]", unit="batch",
-                  disable=not progress, leave=False):
-        out.append(stage.run(x[i:i + batch_size]))
+    for i in tqdm(
+        range(0, len(x), batch_size),
+        desc=f"parity [{stage.name}]",
+        unit="batch",
+        disable=not progress,
+        leave=False,
+    ):
+        out.append(stage.run(x[i : i + batch_size]))
     return np.concatenate(out)
 
 
@@ -92,8 +118,10 @@ def bisect_stage(ref_stage, stage, x: np.ndarray, depth: int) -> dict:
     _, ref_taps = ref_stage.run(x, taps=True)
     _, taps = stage.run(x, taps=True)
     if len(ref_taps) != len(taps):
-        raise UserError(f"bisect: {stage.name} has {len(taps)} LayerNorms, Paddle "
-                        f"{len(ref_taps)}; cannot align checkpoints")
+        raise UserError(
+            f"bisect: {stage.name} has {len(taps)} LayerNorms, Paddle "
+            f"{len(ref_taps)}; cannot align checkpoints"
+        )
     rel = []
     for a, b in zip(ref_taps, taps):
         # per-token relative error, worst token: the class-attention checkpoints concatenate one
@@ -103,20 +131,33 @@ def bisect_stage(ref_stage, stage, x: np.ndarray, depth: int) -> dict:
         rel.append(float(err.max()))
     names = M.checkpoint_labels(depth, len(rel))
     k = M.first_jump(rel)
-    return {"checkpoints": names, "rel_error": rel,
-            "first_jump": names[k] if k is not None else None}
+    return {
+        "checkpoints": names,
+        "rel_error": rel,
+        "first_jump": names[k] if k is not None else None,
+    }
 
 
-def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, images: int = 256,
-                  thresholds=None, bisect: bool | str | list = False, labels=None,
-                  seed: int | None = None,
-                  batch_size: int = 8, raise_on_violation: bool = True,
-                  progress: bool = True) -> dict:
+def parity_ladder(
+    out_dir: str | Path,
+    *,
+    preset,
+    weights=None,
+    data=None,
+    images: int = 256,
+    thresholds=None,
+    bisect: bool | str | list = False,
+    labels=None,
+    seed: int | None = None,
+    batch_size: int = 8,
+    raise_on_violation: bool = True,
+    progress: bool = True,
+) -> StageRecord:
     """Stage: run the ladder over every artifact in `out_dir`; write parity.json/.md/.png.
 
     `bisect`: True bisects the failing stages (else the one with the lowest cosine); a stage
-    name or list of names bisects those. Returns the record (also under `parity` in the
-    manifest). Raises ParityError on a threshold violation (after writing the reports) unless
+    name or list of names bisects those. Returns the StageRecord (`parity` in the manifest).
+    Raises ParityError on a threshold violation (after writing the reports) unless
     `raise_on_violation=False`.
     """
     out_dir = Path(out_dir)
@@ -128,19 +169,86 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
         samples, _, source = parity_images(out_dir, data, images, labels, seed)
         x, y = _load(samples, preset.img_size)
     else:
-        from pipeline.numerics import sample_images
-        x, y = sample_images(images, preset.img_size, seed=seed or 0,
-                             channels=preset.in_chans), None
+        x, y = (
+            sample_images(images, preset.img_size, seed=seed or 0, channels=preset.in_chans),
+            None,
+        )
         source = "synthetic sample_images, no labels"
 
-    stages, skipped = [], {}
-    logits, errors, figs = {}, {}, {}
+    stages, logits, skipped = _run_ladder(out_dir, x, preset, weights, batch_size, progress)
+    ref = logits["paddle"]
+    figs = {}
+    for name, path in stages:
+        figs[name] = {
+            **M.stage_figures(ref, logits[name], y),
+            "artifact": path.name if path else None,
+        }
+    errors = {name: np.abs(logits[name].astype(np.float64) - ref).max(axis=1) for name, _ in stages}
+    bad = [
+        v for name, _ in stages[1:] for v in M.violations(name, figs[name], figs["paddle"], limits)
+    ]
+    record = {
+        "preset": preset.name,
+        "images": int(len(x)),
+        "source": source,
+        "labelled": y is not None,
+        "stages": figs,
+        "skipped": skipped,
+        "thresholds": limits,
+        "violations": bad,
+    }
+    if bisect:
+        record["bisect"] = _bisect(bisect, bad, stages, figs, x, preset, weights)
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    write_json_atomic(out_dir / PARITY_JSON, record)
+    write_markdown(out_dir / PARITY_MD, record)
+    write_plot(out_dir / PARITY_PNG, record, errors)
+    rec = finish(
+        out_dir,
+        "parity",
+        {
+            "settings": {
+                "images": int(len(x)),
+                "source": source,
+                "thresholds": limits,
+                "bisect": bisect,
+            },
+            **record,
+        },
+        {
+            PARITY_MD: out_dir / PARITY_MD,
+            PARITY_JSON: out_dir / PARITY_JSON,
+            PARITY_PNG: out_dir / PARITY_PNG,
+        },
+    )
+    for name, f in figs.items():
+        if name != "paddle":
+            acc = f" top-1 {f['acc_top1']:.2%}" if "acc_top1" in f else ""
+            log.info(
+                "parity: %-8s agree %.2f%%  max|Δ| %.3g  cos %.6f%s",
+                name,
+                100 * f["top1_agreement"],
+                f["max_abs"],
+                f["cosine_mean"],
+                acc,
+            )
+    if bad and raise_on_violation:
+        raise ParityError(
+            "parity ladder failed: " + "; ".join(bad) + f" (report: {out_dir / PARITY_MD})"
+        )
+    return rec
+
+
+def _run_ladder(out_dir, x, preset, weights, batch_size, progress):
+    """Run every present stage on `x`: ([(name, path)] in ladder order, {name: logits},
+    {name: why skipped})."""
     present = present_stages(out_dir)
     ladder = [n for n, _ in present]
+    stages, logits, skipped = [], {}, {}
     # Paddle (the slowest rung) runs last, so a broken artifact fails before minutes of work.
     for name, path in sorted(present, key=lambda s: s[0] == "paddle"):
         try:
-            st = open_stage(name, path, preset=preset, weights=weights, seed=0)
+            runner = open_runner(name, path, preset=preset, weights=weights, seed=0)
         except UserError as e:
             if not name.startswith("engine"):
                 raise
@@ -149,54 +257,32 @@ def parity_ladder(out_dir: str | Path, *, preset, weights=None, data=None, image
             log.warning("parity: skipping %s: %s", name, e)
             continue
         stages.append((name, path))
-        logits[name] = _run(st, x, batch_size, progress)
+        logits[name] = _run(runner, x, batch_size, progress)
     stages.sort(key=lambda s: ladder.index(s[0]))
-    ref = logits["paddle"]
-    for name, path in stages:
-        f = M.stage_figures(ref, logits[name], y)
-        f["artifact"] = path.name if path else None
-        figs[name] = f
-        errors[name] = np.abs(logits[name].astype(np.float64) - ref).max(axis=1)
-    bad = []
-    for name, _ in stages[1:]:
-        bad += M.violations(name, figs[name], figs["paddle"], limits)
+    return stages, logits, skipped
 
-    record = {"preset": preset.name, "images": int(len(x)), "source": source,
-              "labelled": y is not None, "stages": figs, "skipped": skipped,
-              "thresholds": limits, "violations": bad}
-    if bisect:
-        failing = sorted({v.split(":")[0] for v in bad})
-        onnx_names = [n for n, p in stages if n != "paddle" and not n.startswith("engine")]
-        if not isinstance(bisect, bool):      # explicit stage names
-            targets = [bisect] if isinstance(bisect, str) else list(bisect)
-            unknown = [t for t in targets if t not in onnx_names]
-            if unknown:
-                raise UserError(f"--bisect {', '.join(unknown)}: not an ONNX stage here "
-                                f"(present: {', '.join(onnx_names) or 'none'})")
-        else:                                 # the failing stages, else the worst one
-            targets = [n for n in onnx_names if n in failing] or (
-                [min(onnx_names, key=lambda n: figs[n]["cosine_mean"])] if onnx_names else [])
-        xb = x[:BISECT_IMAGES]
-        ref_taps = open_stage("paddle", None, preset=preset, weights=weights, taps=True)
-        record["bisect"] = {}
-        for n in targets:
-            st = open_stage(n, dict(stages)[n], taps=True)
-            record["bisect"][n] = bisect_stage(ref_taps, st, xb, preset.depth)
-            log.info("parity: bisect %s — first jump at %s", n, record["bisect"][n]["first_jump"])
-    record["seconds"] = round(time.perf_counter() - t0, 1)
-    write_json_atomic(out_dir / "parity.json", record)
-    write_markdown(out_dir / "parity.md", record)
-    write_plot(out_dir / "parity.png", record, errors)
-    record_stage(out_dir, "parity", {"settings": {"images": int(len(x)), "source": source,
-                                                  "thresholds": limits, "bisect": bisect},
-                                     "stages": figs, "violations": bad,
-                                     "seconds": record["seconds"]})
-    for name, f in figs.items():
-        if name != "paddle":
-            acc = f" top-1 {f['acc_top1']:.2%}" if "acc_top1" in f else ""
-            log.info("parity: %-8s agree %.2f%%  max|Δ| %.3g  cos %.6f%s", name,
-                     100 * f["top1_agreement"], f["max_abs"], f["cosine_mean"], acc)
-    if bad and raise_on_violation:
-        raise ParityError("parity ladder failed: " + "; ".join(bad)
-                          + f" (report: {out_dir / 'parity.md'})")
-    return record
+
+def _bisect(bisect, bad, stages, figs, x, preset, weights) -> dict:
+    """Per-checkpoint errors of the stages to bisect (named, else failing, else the worst)."""
+    failing = sorted({v.split(":")[0] for v in bad})
+    onnx_names = [n for n, p in stages if n != "paddle" and not n.startswith("engine")]
+    if not isinstance(bisect, bool):  # explicit stage names
+        targets = [bisect] if isinstance(bisect, str) else list(bisect)
+        unknown = [t for t in targets if t not in onnx_names]
+        if unknown:
+            raise UserError(
+                f"--bisect {', '.join(unknown)}: not an ONNX stage here "
+                f"(present: {', '.join(onnx_names) or 'none'})"
+            )
+    else:  # the failing stages, else the worst one
+        targets = [n for n in onnx_names if n in failing] or (
+            [min(onnx_names, key=lambda n: figs[n]["cosine_mean"])] if onnx_names else []
+        )
+    xb = x[:BISECT_IMAGES]
+    ref_taps = open_runner("paddle", preset=preset, weights=weights, taps=True)
+    out = {}
+    for n in targets:
+        runner = open_runner(n, dict(stages)[n], taps=True)
+        out[n] = bisect_stage(ref_taps, runner, xb, preset.depth)
+        log.info("parity: bisect %s — first jump at %s", n, out[n]["first_jump"])
+    return out

@@ -4,12 +4,13 @@ Why our own converter rather than onnxconverter-common's `convert_float_to_float
 - Strong typing (TensorRT 11, `STRONGLY_TYPED` on 10.x) runs every op in its inputs' dtype, so the
   graph must say exactly where fp32 is computed. We decide per *node* (fp16 or fp32) and insert an
   explicit Cast wherever a tensor meets a node of the other dtype; nothing is left to the builder.
-- LayerNorm must be computed in fp32 (design §4). onnxconverter-common's block list does the
+- LayerNorm must be computed in fp32 (the precision policy, docs/precision.md).
+  onnxconverter-common's block list does the
   same in spirit, but it also clamps initializers into fp16 range silently (1e-7…1e4) instead of
   keeping them fp32, which would flush folded LayerScale weights (γ = 1e-5…1e-6) — the very thing
-  §4 tells us to keep. We keep those initializers fp32, run their node in fp32, and say so in the
+  the policy tells us to keep. We keep those initializers fp32, run their node in fp32, and say so in the
   manifest.
-- It leaves constants inside local-function bodies fp32 (design §8: ORT then refuses the model),
+- It leaves constants inside local-function bodies fp32 (ORT then refuses the model),
   and it has no notion of our plugin nodes (they must see fp16 I/O). We never touch function
   bodies; plugin nodes are plain nodes computed in fp16.
 - The same typing core is reused by the INT8 stage (`pipeline/stages/quantize.py`), which needs
@@ -22,6 +23,7 @@ one of its float initializers is unsafe in fp16 (overflow, or relative L2 roundi
 γ); every other node that handles floats computes in fp16. Graph I/O stays fp32 unless
 `fp16_io=True`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,31 +34,43 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import (
-    onnx_hash,
-    read_manifest,
-    record_stage,
-    save_onnx,
-    stage_is_fresh,
-)
+from pipeline.artifacts import StageRecord, finish, onnx_hash, reuse, save_onnx
+from pipeline.errors import UserError
 from pipeline.onnx_io import load_onnx
-from pipeline.plugin_specs import SPECS
 
 log = logging.getLogger(__name__)
 
 F32, F16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16 (avoid importing onnx at module import)
 FLOATS = {F32, F16}
 FP16_MAX = 65504.0
-REL_ERR_MAX = 1e-3           # fp16 rounding of normal values gives ≈ 3e-4 (rms relative)
-FLUSH_FRACTION_MAX = 0.01    # more than 1 % of non-zero weights rounding to 0 → keep fp32
+REL_ERR_MAX = 1e-3  # fp16 rounding of normal values gives ≈ 3e-4 (rms relative)
+FLUSH_FRACTION_MAX = 0.01  # more than 1 % of non-zero weights rounding to 0 → keep fp32
 FP32_OPS = {"LayerNormalization"}
-PLUGIN_OPS = frozenset(SPECS)  # the fused ops (plugin_specs mirrors the C++ creators)
 # Ops whose float outputs are not derived from float inputs (or which have none).
 _NO_COMPUTE = {"Shape", "Size", "Constant", "ConstantOfShape"}
 # Ops whose outputs are never float whatever their inputs (for the dtype fallback).
-_NON_FLOAT_OUT = {"Shape", "Size", "ArgMax", "ArgMin", "Equal", "Less", "Greater", "LessOrEqual",
-                  "GreaterOrEqual", "Not", "And", "Or", "Xor", "NonZero", "IsNaN", "IsInf",
-                  "QuantizeLinear", "Cast", "CastLike", "TopK"}
+_NON_FLOAT_OUT = {
+    "Shape",
+    "Size",
+    "ArgMax",
+    "ArgMin",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Xor",
+    "NonZero",
+    "IsNaN",
+    "IsInf",
+    "QuantizeLinear",
+    "Cast",
+    "CastLike",
+    "TopK",
+}
 # The fuse stage marks folded nodes and initializers with doc_string "cait.folded_gamma …"
 # (pipeline/passes/fold_layerscale.py); the other spellings keep older or hand-made graphs honest.
 LAYERSCALE_MARKERS = ("cait.folded_gamma", "folded_gamma", "layerscale", "layer_scale")
@@ -102,16 +116,19 @@ def fp16_safety(w: np.ndarray, strict: bool = False) -> str | None:
         norm = float(np.linalg.norm(w))
         rel = float(np.linalg.norm(h - w)) / norm if norm > 0 else 0.0
         if rel > REL_ERR_MAX:
-            return (f"precision: relative error {rel:.2e} in fp16 (max |w| {a.max():.2e}, "
-                    "values in fp16's subnormal range)")
+            return (
+                f"precision: relative error {rel:.2e} in fp16 (max |w| {a.max():.2e}, "
+                "values in fp16's subnormal range)"
+            )
     return None
 
 
 @dataclass
 class Typed:
     """The result of the typing pass: what was kept fp32 and why, and counts for the manifest."""
+
     kept_fp32: list[dict] = field(default_factory=list)
-    fp32_nodes: dict[str, str] = field(default_factory=dict)   # node name → reason
+    fp32_nodes: dict[str, str] = field(default_factory=dict)  # node name → reason
     casts: int = 0
     node_dtypes: Counter = field(default_factory=Counter)
 
@@ -119,18 +136,20 @@ class Typed:
 class Converter:
     """Strongly typed fp16 rewrite of an ONNX ModelProto (in place).
 
-    `pre_hook(node, dtype, inputs) -> inputs` lets the INT8 stage rewrite a node's float inputs
-    (insert Q/DQ) once they are in the node's dtype; it may return new input names.
+    `pre_hook(node, dtype, inputs, new_nodes) -> inputs` lets the INT8 stage rewrite a node's
+    float inputs (insert Q/DQ) once they are in the node's dtype: it may append nodes to
+    `new_nodes` (they run before `node`) and returns the node's new input names.
     """
 
     def __init__(self, model, *, fp16_io: bool = False, pre_hook=None, low: int = F16):
         import onnx
+
         self.onnx = onnx
         self.model = model
         self.g = model.graph
         self.fp16_io = fp16_io
         self.pre_hook = pre_hook
-        self.low = low      # F32: no fp16 at all (the INT8 stage's `rest="fp32"` variant)
+        self.low = low  # F32: no fp16 at all (the INT8 stage's `rest="fp32"` variant)
         self.info = Typed()
         self._uid = 0
 
@@ -144,20 +163,22 @@ class Converter:
         onnx = self.onnx
         inferred = onnx.shape_inference.infer_shapes(self.model, strict_mode=False)
         types = {}
-        for vi in (list(inferred.graph.value_info) + list(inferred.graph.input)
-                   + list(inferred.graph.output)):
+        for vi in (
+            list(inferred.graph.value_info)
+            + list(inferred.graph.input)
+            + list(inferred.graph.output)
+        ):
             if vi.type.tensor_type.elem_type:
                 types[vi.name] = vi.type.tensor_type.elem_type
         for init in self.g.initializer:
             types[init.name] = init.data_type
-        # Plugin nodes have no schema (their outputs have input 0's dtype, design §2), and ONNX
+        # Plugin nodes have no schema (their outputs have input 0's dtype, by contract), and ONNX
         # shape inference stops behind them; propagate in node order: an untyped output of a
         # float-computing op has the dtype of its first float input.
         for node in self.g.node:
             src = next((types[i] for i in node.input if types.get(i) in FLOATS), None)
             for o in node.output:
-                if o and o not in types and src is not None \
-                        and node.op_type not in _NON_FLOAT_OUT:
+                if o and o not in types and src is not None and node.op_type not in _NON_FLOAT_OUT:
                     types[o] = src
         return types
 
@@ -165,6 +186,7 @@ class Converter:
     def run(self) -> Typed:
         onnx = self.onnx
         from onnx import numpy_helper as nh
+
         _constants_to_initializers(self.model)
         types = self._types()
         inits = {i.name: i for i in self.g.initializer}
@@ -188,7 +210,7 @@ class Converter:
             if self.low == F32:
                 reason = None
             elif node.op_type in FP32_OPS:
-                reason = f"{node.op_type} computed in fp32 (design §4)"
+                reason = f"{node.op_type} computed in fp32 (precision policy)"
             else:
                 marked = is_layerscale_folded(node, [inits[i] for i in float_in if i in inits])
                 for i in float_in:
@@ -199,15 +221,21 @@ class Converter:
                             why = safety[i]
                             if marked:
                                 why = "folded LayerScale γ — " + why
-                            self.info.kept_fp32.append({"initializer": i, "node": node.name,
-                                                        "op": node.op_type, "reason": why})
+                            self.info.kept_fp32.append(
+                                {
+                                    "initializer": i,
+                                    "node": node.name,
+                                    "op": node.op_type,
+                                    "reason": why,
+                                }
+                            )
                             reason = f"initializer {i} kept fp32 ({why})"
             if reason:
                 self.info.fp32_nodes[node.name] = reason
             decisions.append(F32 if reason else self.low)
 
         # 2. rewrite inputs, outputs and initializers in topological order
-        cur: dict[str, int] = {}            # tensor → dtype after the rewrite
+        cur: dict[str, int] = {}  # tensor → dtype after the rewrite
         for vi in self.g.input:
             t = vi.type.tensor_type.elem_type
             if t in FLOATS and self.fp16_io:
@@ -239,8 +267,9 @@ class Converter:
                 return name
             if (name, dtype) not in casts:
                 out = self.unique(f"{name}_{'fp16' if dtype == F16 else 'fp32'}")
-                new_nodes.append(onnx.helper.make_node("Cast", [name], [out], to=dtype,
-                                                       name=self.unique("cast")))
+                new_nodes.append(
+                    onnx.helper.make_node("Cast", [name], [out], to=dtype, name=self.unique("cast"))
+                )
                 casts[(name, dtype)] = out
                 self.info.casts += 1
             return casts[(name, dtype)]
@@ -287,8 +316,11 @@ class Converter:
                 for n in new_nodes:
                     n.output[:] = [inner if o == vo.name else o for o in n.output]
                     n.input[:] = [inner if i == vo.name else i for i in n.input]
-                new_nodes.append(onnx.helper.make_node("Cast", [inner], [vo.name], to=want,
-                                                       name=self.unique("cast_out")))
+                new_nodes.append(
+                    onnx.helper.make_node(
+                        "Cast", [inner], [vo.name], to=want, name=self.unique("cast_out")
+                    )
+                )
                 self.info.casts += 1
             if t in FLOATS:
                 vo.type.tensor_type.elem_type = want
@@ -300,12 +332,12 @@ class Converter:
         keep = [i for i in self.g.initializer if i.name in used]
         del self.g.initializer[:]
         self.g.initializer.extend(keep)
-        del self.g.value_info[:]   # stale dtypes; shape inference re-derives what it can
+        del self.g.value_info[:]  # stale dtypes; shape inference re-derives what it can
         return self.info
 
 
 def prepare(model) -> None:
-    """Make node names unique and bypass Identity nodes (paddle2onnx emits hundreds, design §8,
+    """Make node names unique and bypass Identity nodes (paddle2onnx emits hundreds, 361 in xxs_24,
     and they hide which initializer feeds a MatMul). Identity feeding a graph output is kept."""
     g = model.graph
     outputs = {o.name for o in g.output}
@@ -331,12 +363,16 @@ def _constants_to_initializers(model) -> None:
     """Float `Constant` nodes (paddle2onnx emits every weight as one) become initializers, so one
     code path types and quantizes every weight."""
     import onnx
+
     g = model.graph
     keep = []
     for node in g.node:
-        if node.op_type == "Constant" and len(node.attribute) == 1 \
-                and node.attribute[0].name == "value" \
-                and node.attribute[0].t.data_type in FLOATS:
+        if (
+            node.op_type == "Constant"
+            and len(node.attribute) == 1
+            and node.attribute[0].name == "value"
+            and node.attribute[0].t.data_type in FLOATS
+        ):
             t = onnx.TensorProto()
             t.CopyFrom(node.attribute[0].t)
             t.name = node.output[0]
@@ -351,29 +387,36 @@ def convert_fp16(model, *, fp16_io: bool = False, pre_hook=None, low: int = F16)
     """Rewrite `model` (an onnx ModelProto) in place; return what was kept fp32 and why."""
     prepare(model)
     if model.functions:
-        log.info("fp16: model carries %d local functions; their bodies are left as they are "
-                 "(they must be dtype-generic, design §8)", len(model.functions))
+        log.info(
+            "fp16: model carries %d local functions; their bodies are left as they are "
+            "(they must be dtype-generic)",
+            len(model.functions),
+        )
     return Converter(model, fp16_io=fp16_io, pre_hook=pre_hook, low=low).run()
 
 
-def to_fp16(src: str | Path, dst: str | Path, *, fp16_io: bool = False,
-            force: bool = False) -> dict:
+def to_fp16(
+    src: str | Path, dst: str | Path, *, fp16_io: bool = False, force: bool = False
+) -> StageRecord:
     """Stage: fp32 ONNX (`model.onnx` or `model.fused.onnx`) → strongly typed fp16 ONNX.
 
     Returns (and records in dst's manifest under `fp16`) the settings, hashes, counts and the list
     of initializers kept fp32 with their reason. Not re-run when src and settings are unchanged.
     """
-    from pipeline.errors import UserError
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise UserError(f"{src} does not exist: run export (and fuse) first")
     inputs = {src.name: onnx_hash(src)}
-    settings = {"fp16_io": fp16_io, "fp32_ops": sorted(FP32_OPS), "rel_err_max": REL_ERR_MAX,
-                "flush_fraction_max": FLUSH_FRACTION_MAX,
-                "strict_flush_fraction_max": STRICT_FLUSH_FRACTION_MAX}
-    if not force and stage_is_fresh(dst.parent, "fp16", inputs, settings, [dst]):
-        log.info("fp16: up to date (%s)", dst)
-        return read_manifest(dst.parent)["stages"]["fp16"]
+    settings = {
+        "fp16_io": fp16_io,
+        "fp32_ops": sorted(FP32_OPS),
+        "rel_err_max": REL_ERR_MAX,
+        "flush_fraction_max": FLUSH_FRACTION_MAX,
+        "strict_flush_fraction_max": STRICT_FLUSH_FRACTION_MAX,
+    }
+    fresh = reuse(dst.parent, "fp16", inputs, settings, {dst.name: dst}, force)
+    if fresh:
+        return fresh
     t0 = time.perf_counter()
     model = load_onnx(src)
     info = convert_fp16(model, fp16_io=fp16_io)
@@ -388,14 +431,13 @@ def to_fp16(src: str | Path, dst: str | Path, *, fp16_io: bool = False,
         "casts": info.casts,
         "seconds": round(time.perf_counter() - t0, 2),
     }
-    record_stage(dst.parent, "fp16", record)
-    log.info("fp16: %s — %d nodes fp16, %d fp32 (%d initializers kept fp32), %d casts, %.1f s",
-             dst, info.node_dtypes["fp16"], info.node_dtypes["fp32"], len(info.kept_fp32),
-             info.casts, record["seconds"])
-    return record
-
-
-def to_int8(src: str | Path, dst: str | Path, **settings) -> dict:
-    """The INT8 half of the precision stage (lives in `quantize.py`; re-exported for `build`)."""
-    from pipeline.stages.quantize import to_int8 as _to_int8
-    return _to_int8(src, dst, **settings)
+    log.info(
+        "fp16: %s — %d nodes fp16, %d fp32 (%d initializers kept fp32), %d casts, %.1f s",
+        dst,
+        info.node_dtypes["fp16"],
+        info.node_dtypes["fp32"],
+        len(info.kept_fp32),
+        info.casts,
+        record["seconds"],
+    )
+    return finish(dst.parent, "fp16", record, {dst.name: dst})

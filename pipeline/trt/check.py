@@ -5,10 +5,12 @@ What is checked, per target ("10.3", "10.16", "11.x"; data and sources in `parse
 2. operators: every default-domain op is marked supported in that release's onnx-tensorrt
    `docs/operators.md`; any other op must be one of our plugins (`pipeline.plugin_specs`).
 3. plugin nodes: `plugin_version` and `plugin_namespace` present and equal to the creator's, every
-   field the creator declares present (only declared fields reach the plugin, design §2), and
+   field the creator declares present (only declared fields reach the plugin: the parser drops
+   the others silently), and
    pre/post weights of H·H and biases of H values.
 4. local functions: none named like a plugin node. TensorRT 10.3 imports a local function's body
-   instead of the plugin; ≥10.15 prefers the body unless plugin_namespace is set (design §2).
+   instead of the plugin; ≥10.15 prefers the body unless plugin_namespace is set (onnx-tensorrt
+   ModelImporter; TensorRT CHANGELOG 10.7 and 10.15).
 5. tensor types: only the data types the release lists ("TensorRT supports the following ONNX data
    types" in docs/operators.md). DOUBLE is refused although the parser down-casts it: TensorRT has
    no fp64 type, and under strong typing a silent cast changes the declared precision. UINT8 only
@@ -16,6 +18,7 @@ What is checked, per target ("10.3", "10.16", "11.x"; data and sources in `parse
    types"). INT8/INT4/FP8/FP4 are "quantized types", usable only through Q/DQ: a warning when such
    a tensor feeds anything but DequantizeLinear.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,9 +28,10 @@ from pathlib import Path
 
 import onnx
 
+from pipeline.contract import SPECS, limit_violation
 from pipeline.errors import UserError
+from pipeline.onnx_io import is_large
 from pipeline.trt import versions
-from pipeline.trt.plugins import declared_plugins
 
 _DATA = Path(__file__).with_name("parser_ops.json")
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -44,7 +48,7 @@ def type_name(elem: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
-    code: str          # opset | unsupported-op | unknown-op | plugin-attr | plugin-version |
+    code: str  # opset | unsupported-op | unknown-op | plugin-attr | plugin-version |
     #                    plugin-namespace | plugin-shape | function-shadows-plugin | dtype |
     #                    uint8-internal | quantized-use
     message: str
@@ -56,7 +60,7 @@ class Problem:
         return f"{self.severity}: {self.code}{where}: {self.message}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parser_table(trt: str) -> dict:
     target = versions.normalize_target(trt)
     return json.loads(_DATA.read_text())["targets"][target]
@@ -71,7 +75,7 @@ def check_onnx(path_or_model, trt: str = versions.DEFAULT_TARGET) -> list[Proble
     table = parser_table(trt)
     target = versions.normalize_target(trt)
     model = _load(path_or_model)
-    plugins = declared_plugins()
+    plugins = SPECS
     problems: list[Problem] = []
     problems += _check_opset(model, table, target)
     problems += _check_ops(model, table, target, plugins)
@@ -93,7 +97,7 @@ def _load(path_or_model) -> onnx.ModelProto:
     # Only types and shapes matter here: drop large weight payloads (dims and data_type stay) so
     # that shape inference does not copy hundreds of MB. Small tensors (shape constants) stay.
     for init in model.graph.initializer:
-        if len(init.raw_data) > 4096:
+        if is_large(init):
             init.ClearField("raw_data")
     return model
 
@@ -102,9 +106,14 @@ def _check_opset(model, table, target) -> list[Problem]:
     lo, hi = table["opset_min"], table["opset_max"]
     for imp in model.opset_import:
         if imp.domain in _DEFAULT_DOMAINS and not lo <= imp.version <= hi:
-            return [Problem("opset", f"default-domain opset {imp.version} is outside TensorRT "
-                            f"{target}'s parser range {lo}–{hi}; re-export with --opset {hi} "
-                            f"or lower")]
+            return [
+                Problem(
+                    "opset",
+                    f"default-domain opset {imp.version} is outside TensorRT "
+                    f"{target}'s parser range {lo}–{hi}; re-export with --opset {hi} "
+                    f"or lower",
+                )
+            ]
     return []
 
 
@@ -117,57 +126,124 @@ def _check_ops(model, table, target, plugins) -> list[Problem]:
             out += _check_plugin_node(node, name, plugins[node.op_type])
         elif node.domain in _DEFAULT_DOMAINS:
             if node.op_type not in supported:
-                out.append(Problem("unsupported-op", f"{node.op_type} is not supported by the "
-                                   f"TensorRT {target} ONNX parser (onnx-tensorrt "
-                                   "docs/operators.md)", name))
+                out.append(
+                    Problem(
+                        "unsupported-op",
+                        f"{node.op_type} is not supported by the "
+                        f"TensorRT {target} ONNX parser (onnx-tensorrt "
+                        "docs/operators.md)",
+                        name,
+                    )
+                )
         else:
-            out.append(Problem("unknown-op", f"{node.domain}::{node.op_type} is neither a "
-                               f"standard op nor one of our plugins ({', '.join(plugins)})", name))
+            out.append(
+                Problem(
+                    "unknown-op",
+                    f"{node.domain}::{node.op_type} is neither a "
+                    f"standard op nor one of our plugins ({', '.join(plugins)})",
+                    name,
+                )
+            )
     return out
 
 
 def _check_plugin_node(node, name, spec) -> list[Problem]:
     attrs = {a.name: a for a in node.attribute}
     out = []
-    for key, want in (("plugin_version", spec["version"]), ("plugin_namespace", spec["namespace"])):
+    for key, want in (("plugin_version", spec.version), ("plugin_namespace", spec.namespace)):
         a = attrs.get(key)
         if a is None:
-            out.append(Problem("plugin-attr", f"{node.op_type} lacks string attribute {key} "
-                               f"(expected {want!r}); without it TensorRT ≥10.15 may prefer a "
-                               "local function and 10.3 cannot pick the creator version", name))
+            out.append(
+                Problem(
+                    "plugin-attr",
+                    f"{node.op_type} lacks string attribute {key} "
+                    f"(expected {want!r}); without it TensorRT ≥10.15 may prefer a "
+                    "local function and 10.3 cannot pick the creator version",
+                    name,
+                )
+            )
         elif a.type != onnx.AttributeProto.STRING or a.s.decode() != want:
-            got = a.s.decode() if a.type == onnx.AttributeProto.STRING else onnx.helper.get_attribute_value(a)
-            out.append(Problem("plugin-version" if key == "plugin_version" else "plugin-namespace",
-                               f"{key} is {got!r}, the registered creator has {want!r}", name))
-    kinds = {"int": onnx.AttributeProto.INT, "float": onnx.AttributeProto.FLOAT,
-             "floats": onnx.AttributeProto.FLOATS}
-    for field in spec["fields"]:
-        a = attrs.get(field)
-        want = spec.get("types", {}).get(field)
+            got = (
+                a.s.decode()
+                if a.type == onnx.AttributeProto.STRING
+                else onnx.helper.get_attribute_value(a)
+            )
+            out.append(
+                Problem(
+                    "plugin-version" if key == "plugin_version" else "plugin-namespace",
+                    f"{key} is {got!r}, the registered creator has {want!r}",
+                    name,
+                )
+            )
+    kinds = {
+        "int": onnx.AttributeProto.INT,
+        "float": onnx.AttributeProto.FLOAT,
+        "floats": onnx.AttributeProto.FLOATS,
+    }
+    for field in spec.fields:
+        a = attrs.get(field.name)
         if a is None:
-            out.append(Problem("plugin-attr", f"{node.op_type} lacks attribute {field!r} "
-                               "declared by its creator", name))
-        elif want in kinds and a.type != kinds[want]:
-            out.append(Problem("plugin-attr", f"{field} is an ONNX "
-                               f"{onnx.AttributeProto.AttributeType.Name(a.type)}, the creator "
-                               f"reads {want} (int→int32, float→float32)", name))
+            out.append(
+                Problem(
+                    "plugin-attr",
+                    f"{node.op_type} lacks attribute {field.name!r} declared by its creator",
+                    name,
+                )
+            )
+        elif a.type != kinds[field.type]:
+            out.append(
+                Problem(
+                    "plugin-attr",
+                    f"{field.name} is an ONNX "
+                    f"{onnx.AttributeProto.AttributeType.Name(a.type)}, the creator "
+                    f"reads {field.type} (int→int32, float→float32)",
+                    name,
+                )
+            )
     if "num_heads" in attrs and attrs["num_heads"].type == onnx.AttributeProto.INT:
         h = attrs["num_heads"].i
-        for field, rule in spec.get("lengths", {}).items():
-            n = rule if isinstance(rule, int) else {"H*H": h * h, "H": h}[rule]
-            if field in attrs and len(attrs[field].floats) != n:
-                out.append(Problem("plugin-shape", f"{field} has {len(attrs[field].floats)} "
-                                   f"values, num_heads={h} needs {n} ({rule})", name))
+        for field in spec.fields:
+            if field.type != "floats" or field.name not in attrs:
+                continue
+            n = (
+                field.length
+                if isinstance(field.length, int)
+                else ({"H*H": h * h, "H": h}[field.length])
+            )
+            if len(attrs[field.name].floats) != n:
+                out.append(
+                    Problem(
+                        "plugin-shape",
+                        f"{field.name} has "
+                        f"{len(attrs[field.name].floats)} values, num_heads={h} needs "
+                        f"{n} ({field.length})",
+                        name,
+                    )
+                )
+        why = limit_violation(node.op_type, h)
+        if why:
+            out.append(
+                Problem(
+                    "plugin-limit",
+                    f"{why}; fuse with --attention onnx (or th=onnx) to run this op as plain ONNX",
+                    name,
+                )
+            )
     return out
 
 
 def _check_functions(model, plugins) -> list[Problem]:
-    return [Problem("function-shadows-plugin",
-                    f"local function {f.domain or '<default>'}::{f.name} has a plugin's name: "
-                    "TensorRT 10.3 would import its body instead of the plugin. Build from the "
-                    "model without functions (model.fused.onnx), not the verification copy",
-                    f.name)
-            for f in model.functions if f.name in plugins]
+    return [
+        Problem(
+            "function-shadows-plugin",
+            f"local function {f.domain or '<default>'}::{f.name} has a plugin's name: "
+            "TensorRT 10.3 would import its body instead of the plugin. Build from the "
+            "model without functions (model.fused.onnx), not the verification copy",
+            f.name,
+        )
+        for f in model.functions
+        if f.name in plugins
+    ]
 
 
 def _tensor_types(model):
@@ -208,22 +284,37 @@ def _check_types(model, table, target) -> list[Problem]:
         seen.add((name, elem))
         tname = type_name(elem)
         if tname not in allowed:
-            why = ("TensorRT has no fp64 type" if tname == "DOUBLE"
-                   else f"not among TensorRT {target}'s ONNX data types")
+            why = (
+                "TensorRT has no fp64 type"
+                if tname == "DOUBLE"
+                else f"not among TensorRT {target}'s ONNX data types"
+            )
             out.append(Problem("dtype", f"{where} {name!r} is {tname}: {why}", name))
         elif tname == "UINT8" and name not in io:
-            out.append(Problem("uint8-internal", f"{where} {name!r} is UINT8; TensorRT accepts "
-                               "UINT8 only as a network input or output", name))
+            out.append(
+                Problem(
+                    "uint8-internal",
+                    f"{where} {name!r} is UINT8; TensorRT accepts "
+                    "UINT8 only as a network input or output",
+                    name,
+                )
+            )
         elif tname in quantized:
             # A QuantizeLinear's zero point (slot 2) carries the output type: it must be int8.
-            bad = [op for op, slot in consumers.get(name, [])
-                   if op != "DequantizeLinear" and (op, slot) != ("QuantizeLinear", 2)]
+            bad = [
+                op
+                for op, slot in consumers.get(name, [])
+                if op != "DequantizeLinear" and (op, slot) != ("QuantizeLinear", 2)
+            ]
             if bad:
-                out.append(Problem("quantized-use", f"{tname} tensor {name!r} feeds "
-                                   f"{', '.join(sorted(set(bad)))}; TensorRT supports quantized "
-                                   "types only through DequantizeLinear", name, "warning"))
+                out.append(
+                    Problem(
+                        "quantized-use",
+                        f"{tname} tensor {name!r} feeds "
+                        f"{', '.join(sorted(set(bad)))}; TensorRT supports quantized "
+                        "types only through DequantizeLinear",
+                        name,
+                        "warning",
+                    )
+                )
     return out
-
-
-def format_problems(problems: list[Problem]) -> str:
-    return "\n".join(str(p) for p in problems)

@@ -13,6 +13,7 @@ from the ONNX graph when it is given (segmentation by LayerNormalization order, 
 `node_kinds`), else from names. A region whose nodes span several kinds is reported as "mixed"
 rather than guessed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,21 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.contract import CLASS_ATTENTION, CLASS_BLOCKS, TALKING_HEADS
 from pipeline.errors import UserError
 
-KINDS = ("patch_embed", "talking_heads", "class_attention", "mlp", "layernorm", "head",
-         "reformat", "mixed", "other")
-PLUGIN_KINDS = {"CaitTalkingHeadsAttention": "talking_heads", "CaitClassAttention": "class_attention"}
+KINDS = (
+    "patch_embed",
+    "talking_heads",
+    "class_attention",
+    "mlp",
+    "layernorm",
+    "head",
+    "reformat",
+    "mixed",
+    "other",
+)
+PLUGIN_KINDS = {TALKING_HEADS: "talking_heads", CLASS_ATTENTION: "class_attention"}
 
 _FOREIGN = re.compile(r"\{ForeignNode\[(.+?)\.\.\.(.+?)\]\}")
 _ONNX_META = re.compile(r"\[ONNX Layer: ([^\]]+)\]")
@@ -59,6 +70,7 @@ def read_layer_info(data) -> dict[str, dict]:
 
 # ---- ONNX node → kind -------------------------------------------------------------------------
 
+
 def node_kinds(model) -> tuple[dict[str, str], list[str]]:
     """Kind of every ONNX node of a CaiT graph, and the node names in graph order.
 
@@ -71,13 +83,16 @@ def node_kinds(model) -> tuple[dict[str, str], list[str]]:
     nodes = list(model.graph.node)
     order = [n.name for n in nodes]
     ln_idx = [i for i, n in enumerate(nodes) if n.op_type == "LayerNormalization"]
-    n_th_plugins = sum(n.op_type == "CaitTalkingHeadsAttention" for n in nodes)
-    n_ca_plugins = sum(n.op_type == "CaitClassAttention" for n in nodes)
+    n_th_plugins = sum(n.op_type == TALKING_HEADS for n in nodes)
+    n_ca_plugins = sum(n.op_type == CLASS_ATTENTION for n in nodes)
     kinds: dict[str, str] = {}
     n_ln = len(ln_idx)
-    # 2 LN per block, 2 class-attention blocks, one final norm (design §2 counts).
-    depth = n_th_plugins or ((n_ln - 5) // 2 if n_ln >= 5 and (n_ln - 5) % 2 == 0 else None)
-    n_cls = n_ca_plugins or 2
+    # 2 LN per block, CLASS_BLOCKS class-attention blocks, one final norm (the contract's counts).
+    fixed = 2 * CLASS_BLOCKS + 1
+    depth = n_th_plugins or (
+        (n_ln - fixed) // 2 if n_ln >= fixed and (n_ln - fixed) % 2 == 0 else None
+    )
+    n_cls = n_ca_plugins or CLASS_BLOCKS
     for i, n in enumerate(nodes):
         if n.op_type in PLUGIN_KINDS:
             kinds[n.name] = PLUGIN_KINDS[n.op_type]
@@ -108,8 +123,8 @@ def node_kinds(model) -> tuple[dict[str, str], list[str]]:
 
 
 _NAME_RULES = [
-    (re.compile(r"CaitTalkingHeadsAttention|talking|proj_[lw]", re.I), "talking_heads"),
-    (re.compile(r"CaitClassAttention|blocks_token_only.*attn|cls_attn", re.I), "class_attention"),
+    (re.compile(rf"{TALKING_HEADS}|talking|proj_[lw]", re.I), "talking_heads"),
+    (re.compile(rf"{CLASS_ATTENTION}|blocks_token_only.*attn|cls_attn", re.I), "class_attention"),
     (re.compile(r"patch_embed|Conv", re.I), "patch_embed"),
     (re.compile(r"layer_?norm|LayerNormalization|norm[12]?\b", re.I), "layernorm"),
     (re.compile(r"mlp|fc[12]|gelu|Erf", re.I), "mlp"),
@@ -127,6 +142,7 @@ def _kind_from_name(name: str, op_type: str = "") -> str:
 
 # ---- TensorRT layer → kind --------------------------------------------------------------------
 
+
 def layer_onnx_nodes(name: str, info: dict | None, order: list[str]) -> list[str]:
     """ONNX node names a TensorRT layer came from (empty if unknown)."""
     if info and isinstance(info.get("Metadata"), str):
@@ -138,13 +154,17 @@ def layer_onnx_nodes(name: str, info: dict | None, order: list[str]) -> list[str
         first, last = m.group(1), m.group(2)
         if first in order and last in order:
             a, b = order.index(first), order.index(last)
-            return order[min(a, b):max(a, b) + 1]
+            return order[min(a, b) : max(a, b) + 1]
         return [n for n in (first, last) if n in order]
     return [p.strip() for p in name.split(" + ") if p.strip() in set(order)] if order else []
 
 
-def classify_layer(name: str, info: dict | None = None, kinds: dict[str, str] | None = None,
-                   order: list[str] | None = None) -> str:
+def classify_layer(
+    name: str,
+    info: dict | None = None,
+    kinds: dict[str, str] | None = None,
+    order: list[str] | None = None,
+) -> str:
     layer_type = (info or {}).get("LayerType", "")
     for plugin, kind in PLUGIN_KINDS.items():
         if plugin in name or plugin in str((info or {}).get("Metadata", "")):
@@ -195,8 +215,11 @@ def group_layers(profile, layer_info=None, model=None) -> dict:
     total = sum(g["ms"] for g in groups.values())
     for g in groups.values():
         g["percent"] = 100.0 * g["ms"] / total if total else 0.0
-    return {"groups": {k: v for k, v in groups.items() if v["layers"]}, "plugins": plugins,
-            "total_ms": total}
+    return {
+        "groups": {k: v for k, v in groups.items() if v["layers"]},
+        "plugins": plugins,
+        "total_ms": total,
+    }
 
 
 # ---- whole-run figures ------------------------------------------------------------------------
@@ -205,7 +228,7 @@ _THROUGHPUT = re.compile(r"Throughput:\s*([0-9.eE+-]+)\s*qps")
 
 
 def parse_qps(stdout: str) -> float | None:
-    """trtexec's "Throughput: X qps" line (one query = one batch, design §3)."""
+    """trtexec's "Throughput: X qps" line (one query = one batch, per trtexec's own help)."""
     found = _THROUGHPUT.findall(stdout)
     return float(found[-1]) if found else None
 
@@ -222,23 +245,32 @@ def compute_percentiles(times, q=(50, 90, 95, 99)) -> dict[str, float]:
     return out
 
 
-def summarize(*, batch: int, qps: float | None, times, profile, layer_info=None,
-              model=None) -> dict:
-    summary = {"batch": batch, "qps": qps,
-               "images_per_s": qps * batch if qps is not None else None,
-               "gpu_compute_ms": compute_percentiles(times),
-               "layers": group_layers(profile, layer_info, model)}
+def summarize(
+    *, batch: int, qps: float | None, times, profile, layer_info=None, model=None
+) -> dict:
+    summary = {
+        "batch": batch,
+        "qps": qps,
+        "images_per_s": qps * batch if qps is not None else None,
+        "gpu_compute_ms": compute_percentiles(times),
+        "layers": group_layers(profile, layer_info, model),
+    }
     return summary
 
 
 def format_summary(s: dict) -> str:
     lines = []
     if s["images_per_s"] is not None:
-        lines.append(f"throughput: {s['images_per_s']:.1f} images/s "
-                     f"({s['qps']:.2f} qps × batch {s['batch']})")
+        lines.append(
+            f"throughput: {s['images_per_s']:.1f} images/s "
+            f"({s['qps']:.2f} qps × batch {s['batch']})"
+        )
     c = s["gpu_compute_ms"]
-    lines.append("GPU compute ms: " + ", ".join(f"{k} {c[k]:.3f}" for k in c if k.startswith("p"))
-                 + f", mean {c['mean']:.3f} (n={c['n']})")
+    lines.append(
+        "GPU compute ms: "
+        + ", ".join(f"{k} {c[k]:.3f}" for k in c if k.startswith("p"))
+        + f", mean {c['mean']:.3f} (n={c['n']})"
+    )
     lines.append(f"{'layer group':<16} {'ms':>9} {'%':>6} {'layers':>7}")
     for kind, g in s["layers"]["groups"].items():
         lines.append(f"{kind:<16} {g['ms']:>9.3f} {g['percent']:>6.1f} {g['layers']:>7}")

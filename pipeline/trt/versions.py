@@ -7,8 +7,9 @@ Polygraphy's `CreateNetwork(strongly_typed=True)` reads it from the installed `t
 
 Targets are named as the user names them on the command line: "10.3" (JetPack 6.1/6.2, the floor
 for every feature), "10.16" (JetPack 7.2) and "11.x". Sources are NVIDIA/TensorRT at the tags
-v10.3.0, v10.16 and v11.1 (files named below) and design §3.
+v10.3.0, v10.16 and v11.1 (files named below); docs/architecture.md collects them.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ TARGETS = ("10.3", "10.16", "11.x")
 DEFAULT_TARGET = "10.3"
 
 # trtexec precision flags: weak typing. Removed in TensorRT 11 and never wanted here, because
-# precision comes from the ONNX (design §3, §4).
+# precision comes from the ONNX (strong typing).
 FORBIDDEN_TRTEXEC_FLAGS = ("--fp16", "--int8", "--best", "--bf16", "--fp8")
 
 
@@ -37,13 +38,17 @@ def normalize_target(trt: str) -> str:
     if major == 10 and minor >= 16:
         return "10.16"
     if major == 10 and minor >= 3:
-        # 10.4–10.15 are checked against the 10.3 table: the conservative floor (§3).
+        # 10.4–10.15 are checked against the 10.3 table: the conservative floor.
         return "10.3"
     if major > 11:
-        raise UserError(f"TensorRT {trt} is newer than the parser tables in pipeline/trt/"
-                        "parser_ops.json (up to 11.x); add its onnx-tensorrt operators.md there")
-    raise UserError(f"TensorRT {trt} is below the supported floor 10.3 (JetPack 6.1); "
-                    "JetPack 5's TensorRT 8.5 lacks IPluginV3 and strong typing")
+        raise UserError(
+            f"TensorRT {trt} is newer than the parser tables in pipeline/trt/"
+            "parser_ops.json (up to 11.x); add its onnx-tensorrt operators.md there"
+        )
+    raise UserError(
+        f"TensorRT {trt} is below the supported floor 10.3 (JetPack 6.1); "
+        "JetPack 5's TensorRT 8.5 lacks IPluginV3 and strong typing"
+    )
 
 
 def is_11(target: str) -> bool:
@@ -64,13 +69,8 @@ def trtexec_benchmark_flags(target: str) -> list[str]:
 
     trtexec 11.1 enables CUDA graphs, spin-wait, no data transfers and a separate profiling run by
     default and marks `--useCudaGraph/--noDataTransfers/--useSpinWait/--separateProfileRun` as
-    deprecated no-ops (sampleOptions.cpp v11.1); 10.3 has them off by default (v10.3.0). Design §3.
+    deprecated no-ops (sampleOptions.cpp v11.1); 10.3 has them off by default (v10.3.0).
     """
     if is_11(target):
         return []
     return ["--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--separateProfileRun"]
-
-
-def target_of_installed(version: str) -> str:
-    """The checker/trtexec target that describes an installed TensorRT version string."""
-    return normalize_target(version)

@@ -48,8 +48,10 @@ IPluginV3* ClassAttentionPlugin::clone() noexcept
 {
     try
     {
-        auto* p = new ClassAttentionPlugin(mAttrs);
-        p->mMaxSmem = mMaxSmem;
+        // Everything, as NVIDIA's V3 plugins do: a clone may be enqueued without its own
+        // onShapeChange. The serialized field list points into the source: rebuilt on demand.
+        auto* p = new ClassAttentionPlugin(*this);
+        p->mSerialized.clear();
         return p;
     }
     CAIT_CATCH_ALL(kPlugin, nullptr);
@@ -121,6 +123,7 @@ int32_t ClassAttentionPlugin::configurePlugin(
         checkShapes(in[0].desc.dims, in[1].desc.dims, in[2].desc.dims);
         int32_t const d = headSizeOf(in[0].desc.dims.d[2] >= 0 ? in[0].desc.dims.d[2] : in[0].max.d[2]);
         checkFits(in[1].max.d[1], d);
+        checkMaxBatch(in[1].max.d[0]);
         return 0;
     }
     CAIT_CATCH_ALL(kPlugin, -1);
@@ -209,9 +212,20 @@ int32_t ClassAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginT
     {
         check(inputDesc != nullptr && outputDesc != nullptr && inputs != nullptr && outputs != nullptr,
             "null descriptors or buffers");
-        check(mPrepared, "enqueue before onShapeChange");
         Dims const& k = inputDesc[1].dims;
-        check(k.nbDims == 3 && k.d[0] <= INT32_MAX && k.d[1] <= INT32_MAX, "k must be (B, T, C)");
+        check(k.nbDims == 3 && k.d[0] >= 0 && k.d[1] <= INT32_MAX, "k must be (B, T, C)");
+        if (k.d[0] == 0)
+        {
+            return 0; // an empty batch: nothing to compute, nothing to launch
+        }
+        check(k.d[0] <= kMaxBatch,
+            "batch " + std::to_string(k.d[0]) + " exceeds the kernels' limit of " + std::to_string(kMaxBatch));
+        if (!mPrepared)
+        {
+            // Not a precondition: TensorRT may enqueue a clone whose own onShapeChange never ran
+            // (NVIDIA's V3 plugins do not gate on it). Doing its work here is no stream work.
+            check(onShapeChange(inputDesc, 3, outputDesc, 1) == 0, "shape check failed (see above)");
+        }
         ClassAttentionParams p{};
         p.batch = static_cast<int32_t>(k.d[0]);
         p.tokens = static_cast<int32_t>(k.d[1]);

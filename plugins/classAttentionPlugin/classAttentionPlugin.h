@@ -1,4 +1,5 @@
-// IPluginV3 for CaitClassAttention (design §2). One source for TensorRT 10.3 .. 11.x.
+// IPluginV3 for CaitClassAttention (contract: pipeline/contract/specs.py and the README).
+// One source for TensorRT 10.3 .. 11.x.
 #pragma once
 
 #include "classAttentionPlugin/classAttentionKernel.h"
@@ -60,8 +61,8 @@ private:
     void checkFits(int64_t tokens, int32_t headSize);
 
     ClassAttentionAttributes mAttrs;
-    size_t mMaxSmem{0};
-    bool mPrepared{false};
+    size_t mMaxSmem{0};           // device opt-in limit, queried on first use
+    bool mPrepared{false};        // kernel opted in to mMaxSmem (copied by clone)
     FieldList mSerialized;
 };
 

@@ -122,14 +122,35 @@ PluginFieldCollection const* FieldList::collection() noexcept
     return &mCollection;
 }
 
-size_t deviceMaxSharedMemoryPerBlock()
+DeviceLimits currentDeviceLimits()
 {
     int device = 0;
     check(cudaGetDevice(&device) == cudaSuccess, "cudaGetDevice failed");
-    int bytes = 0;
-    check(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) == cudaSuccess,
-        "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin) failed");
-    return static_cast<size_t>(bytes);
+    auto attribute = [device](cudaDeviceAttr attr, char const* name) {
+        int value = 0;
+        check(cudaDeviceGetAttribute(&value, attr, device) == cudaSuccess,
+            std::string("cudaDeviceGetAttribute(") + name + ") failed");
+        return value;
+    };
+    DeviceLimits limits{};
+    limits.maxSmemPerBlock = static_cast<size_t>(
+        attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, "MaxSharedMemoryPerBlockOptin"));
+    limits.smCount = attribute(cudaDevAttrMultiProcessorCount, "MultiProcessorCount");
+    limits.smVersion = 10 * attribute(cudaDevAttrComputeCapabilityMajor, "ComputeCapabilityMajor")
+        + attribute(cudaDevAttrComputeCapabilityMinor, "ComputeCapabilityMinor");
+    return limits;
+}
+
+size_t deviceMaxSharedMemoryPerBlock()
+{
+    return currentDeviceLimits().maxSmemPerBlock;
+}
+
+void checkMaxBatch(int64_t maxBatch)
+{
+    check(maxBatch <= kMaxBatch,
+        "the profile's largest batch " + std::to_string(maxBatch) + " exceeds the kernels' limit of "
+            + std::to_string(kMaxBatch) + " (CUDA grid y dimension); lower the profile's max batch");
 }
 
 bool isFloatOrHalf(DataType t) noexcept

@@ -31,8 +31,15 @@ inline void check(bool condition, std::string const& message)
     }
 }
 
+// The kernels put the batch on gridDim.y, which CUDA caps at 65535.
+constexpr int64_t kMaxBatch = 65535;
+
+// Refuses an optimization profile whose largest batch the kernels cannot launch, at build time
+// (configurePlugin sees the profile's max) rather than at the first enqueue of such a batch.
+void checkMaxBatch(int64_t maxBatch);
+
 // Reads the attributes of one createPlugin call. Ints arrive as int32 and floats as float32 from
-// the ONNX parser (design §2); int64/float64 are accepted too, for hand-built networks.
+// TensorRT's ONNX parser; int64/float64 are accepted too, for hand-built networks.
 class FieldReader
 {
 public:
@@ -62,6 +69,15 @@ private:
     std::vector<nvinfer1::PluginField> mFields;
     nvinfer1::PluginFieldCollection mCollection{};
 };
+
+// What the kernel planners need to know about the current device.
+struct DeviceLimits
+{
+    size_t maxSmemPerBlock; // largest dynamic shared memory per block, with the opt-in attribute
+    int32_t smCount;
+    int32_t smVersion;      // major * 10 + minor
+};
+DeviceLimits currentDeviceLimits();
 
 // Largest dynamic shared memory per block the current device grants with the opt-in attribute.
 size_t deviceMaxSharedMemoryPerBlock();

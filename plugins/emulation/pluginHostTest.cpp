@@ -1,7 +1,7 @@
 // Host test of the plugin glue without libnvinfer and without a GPU: the glue is compiled against
 // the real TensorRT headers, the two libnvinfer entry points it uses (getLogger,
 // getPluginRegistry) and the three CUDA runtime calls are stubbed here, and enqueue runs the
-// emulated kernels (emulatedKernels.cpp) on host memory. Checks the creators' validation, the
+// emulated kernels (capi/kernelsCApi.cpp) on host memory. Checks the creators' validation, the
 // kBUILD -> getFieldsToSerialize -> kRUNTIME round trip, type/format negotiation and enqueue.
 #include "classAttentionPlugin/classAttentionPlugin.h"
 #include "talkingHeadsAttentionPlugin/talkingHeadsAttentionPlugin.h"
@@ -282,9 +282,41 @@ void testTalkingHeads()
     std::memcpy(p.preBias, attrs.b1.data(), attrs.b1.size() * 4);
     std::memcpy(p.postWeight, attrs.w2.data(), attrs.w2.size() * 4);
     std::memcpy(p.postBias, attrs.b2.data(), attrs.b2.size() * 4);
-    expect(cait::launchTalkingHeads<float>(p, qkv.data(), direct.data(), 163 * 1024, nullptr) == cudaSuccess,
+    expect(cait::launchTalkingHeads<float>(p, qkv.data(), direct.data(), cait::TalkingHeadsDevice{163 * 1024, 16, 87},
+               nullptr)
+            == cudaSuccess,
         "talking heads: direct launch");
     expect(viaPlugin == direct, "talking heads: enqueue passes the attributes through unchanged");
+
+    // fp16 at head size 48 on the stubbed sm_87 device: enqueue runs the tensor-core kernel (bit for
+    // bit its direct launch), not the CUDA-core one.
+    int32_t const d16 = 48, C16 = H * d16;
+    std::vector<__half> qkv16(static_cast<size_t>(B) * N * 3 * C16);
+    for (size_t i = 0; i < qkv16.size(); ++i)
+    {
+        qkv16[i] = __float2half_rn(std::sin(0.37F * static_cast<float>(i)) * 1.5F);
+    }
+    std::vector<__half> plugin16(static_cast<size_t>(B) * N * C16), tc16(plugin16.size()), core16(plugin16.size());
+    PluginTensorDesc shapes16[2] = {desc({B, N, 3 * C16}, DataType::kHALF), desc({B, N, C16}, DataType::kHALF)};
+    void const* ins16[1] = {qkv16.data()};
+    void* outs16[1] = {plugin16.data()};
+    expect(rt->onShapeChange(shapes16, 1, shapes16 + 1, 1) == 0, "talking heads: onShapeChange fp16");
+    expect(rt->enqueue(shapes16, shapes16 + 1, ins16, outs16, nullptr, nullptr) == 0, "talking heads: enqueue fp16");
+    p.headSize = d16;
+    cait::TalkingHeadsDevice const orin{163 * 1024, 16, 87};
+    cait::TalkingHeadsPlan const plan = cait::talkingHeadsPlan(B, H, N, d16, true, true, orin);
+    expect(plan.variant == cait::TalkingHeadsVariant::kTensorCoreOnePass, "talking heads: fp16 plan is tensor core");
+    expect(cait::launchTalkingHeads<__half>(p, qkv16.data(), tc16.data(), orin, nullptr, plan.variant, plan.rows)
+            == cudaSuccess,
+        "talking heads: direct tensor-core launch");
+    expect(cait::launchTalkingHeads<__half>(
+               p, qkv16.data(), core16.data(), orin, nullptr, cait::TalkingHeadsVariant::kFullRow)
+            == cudaSuccess,
+        "talking heads: direct CUDA-core launch");
+    auto same = [](std::vector<__half> const& a, std::vector<__half> const& b) {
+        return std::memcmp(a.data(), b.data(), a.size() * sizeof(__half)) == 0;
+    };
+    expect(same(plugin16, tc16) && !same(plugin16, core16), "talking heads: fp16 enqueue runs the tensor-core kernel");
 }
 
 void testClassAttention()
@@ -364,6 +396,128 @@ void testClassAttention()
         "class attention: enqueue equals a direct launch");
 }
 
+// TensorRT may enqueue a clone that never saw onShapeChange, may run a batch of 0, and shows
+// configurePlugin the profile's largest batch: none of these may depend on call order.
+Dims dims(std::vector<int64_t> const& v)
+{
+    Dims d{};
+    d.nbDims = static_cast<int32_t>(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+    {
+        d.d[i] = v[i];
+    }
+    return d;
+}
+
+IPluginV3OneRuntime* runtimeOf(IPluginV3* p)
+{
+    return static_cast<IPluginV3OneRuntime*>(p->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+}
+
+IPluginV3OneBuild* buildOf(IPluginV3* p)
+{
+    return static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD));
+}
+
+void testTalkingHeadsLifecycle()
+{
+    cait::TalkingHeadsAttentionPluginCreator creator;
+    ThAttrs attrs(4);
+    Fields good = attrs.fields();
+    auto plugin = own(creator.createPlugin("th", good.get(), TensorRTPhase::kRUNTIME));
+    if (!plugin)
+    {
+        expect(false, "talking heads lifecycle: plugin created");
+        return;
+    }
+    int32_t const B = 2, N = 7, C = 32;
+    std::vector<float> qkv(static_cast<size_t>(B) * N * 3 * C);
+    for (size_t i = 0; i < qkv.size(); ++i)
+    {
+        qkv[i] = std::cos(0.23F * static_cast<float>(i));
+    }
+    std::vector<float> first(static_cast<size_t>(B) * N * C, -1.F), second(first.size(), -2.F);
+    PluginTensorDesc shapes[2] = {desc({B, N, 3 * C}, DataType::kFLOAT), desc({B, N, C}, DataType::kFLOAT)};
+    void const* ins[1] = {qkv.data()};
+    void* outA[1] = {first.data()};
+    void* outB[1] = {second.data()};
+    auto fresh = own(plugin->clone());
+    expect(fresh && runtimeOf(fresh.get())->enqueue(shapes, shapes + 1, ins, outA, nullptr, nullptr) == 0,
+        "talking heads: a clone enqueues without onShapeChange");
+    expect(runtimeOf(plugin.get())->onShapeChange(shapes, 1, shapes + 1, 1) == 0, "talking heads: onShapeChange");
+    auto after = own(plugin->clone());
+    expect(after && runtimeOf(after.get())->enqueue(shapes, shapes + 1, ins, outB, nullptr, nullptr) == 0
+            && first == second,
+        "talking heads: a clone made after onShapeChange enqueues the same result");
+
+    PluginTensorDesc empty[2] = {desc({0, N, 3 * C}, DataType::kFLOAT), desc({0, N, C}, DataType::kFLOAT)};
+    float sentinel = 7.F;
+    void* outEmpty[1] = {&sentinel};
+    expect(runtimeOf(plugin.get())->enqueue(empty, empty + 1, ins, outEmpty, nullptr, nullptr) == 0 && sentinel == 7.F,
+        "talking heads: batch 0 is a no-op");
+
+    DynamicPluginTensorDesc in{}, out{};
+    in.desc = desc({-1, N, 3 * C}, DataType::kFLOAT);
+    in.min = dims({1, N, 3 * C});
+    in.max = dims({65536, N, 3 * C});
+    out.desc = desc({-1, N, C}, DataType::kFLOAT);
+    expect(buildOf(plugin.get())->configurePlugin(&in, 1, &out, 1) != 0 && lastErrorContains("65535"),
+        "talking heads: configurePlugin refuses a profile max batch above 65535");
+    in.max = dims({65535, N, 3 * C});
+    expect(buildOf(plugin.get())->configurePlugin(&in, 1, &out, 1) == 0,
+        "talking heads: configurePlugin accepts a profile max batch of 65535");
+}
+
+void testClassAttentionLifecycle()
+{
+    cait::ClassAttentionPluginCreator creator;
+    int32_t heads = 4;
+    float scale = 0.125F;
+    Fields f;
+    f.fields.emplace_back("num_heads", &heads, PluginFieldType::kINT32, 1);
+    f.fields.emplace_back("scale", &scale, PluginFieldType::kFLOAT32, 1);
+    auto plugin = own(creator.createPlugin("ca", f.get(), TensorRTPhase::kRUNTIME));
+    if (!plugin)
+    {
+        expect(false, "class attention lifecycle: plugin created");
+        return;
+    }
+    int32_t const B = 2, T = 5, C = 32;
+    std::vector<float> q(B * C, 0.5F), k(B * T * C), v(B * T * C), o(B * C, -1.F);
+    for (size_t i = 0; i < k.size(); ++i)
+    {
+        k[i] = std::sin(0.3F * static_cast<float>(i));
+        v[i] = std::cos(0.2F * static_cast<float>(i));
+    }
+    PluginTensorDesc shapes[4] = {desc({B, 1, C}, DataType::kFLOAT), desc({B, T, C}, DataType::kFLOAT),
+        desc({B, T, C}, DataType::kFLOAT), desc({B, 1, C}, DataType::kFLOAT)};
+    void const* ins[3] = {q.data(), k.data(), v.data()};
+    void* outs[1] = {o.data()};
+    auto fresh = own(plugin->clone());
+    expect(fresh && runtimeOf(fresh.get())->enqueue(shapes, shapes + 3, ins, outs, nullptr, nullptr) == 0
+            && o[0] != -1.F,
+        "class attention: a clone enqueues without onShapeChange");
+
+    PluginTensorDesc empty[4] = {desc({0, 1, C}, DataType::kFLOAT), desc({0, T, C}, DataType::kFLOAT),
+        desc({0, T, C}, DataType::kFLOAT), desc({0, 1, C}, DataType::kFLOAT)};
+    float sentinel = 7.F;
+    void* outEmpty[1] = {&sentinel};
+    expect(runtimeOf(plugin.get())->enqueue(empty, empty + 3, ins, outEmpty, nullptr, nullptr) == 0 && sentinel == 7.F,
+        "class attention: batch 0 is a no-op");
+
+    DynamicPluginTensorDesc in[3]{}, out{};
+    in[0].desc = desc({-1, 1, C}, DataType::kFLOAT);
+    in[0].max = dims({70000, 1, C});
+    for (int i = 1; i < 3; ++i)
+    {
+        in[i].desc = desc({-1, T, C}, DataType::kFLOAT);
+        in[i].max = dims({70000, T, C});
+    }
+    out.desc = desc({-1, 1, C}, DataType::kFLOAT);
+    expect(buildOf(plugin.get())->configurePlugin(in, 3, &out, 1) != 0 && lastErrorContains("65535"),
+        "class attention: configurePlugin refuses a profile max batch above 65535");
+}
+
 } // namespace
 
 // ---- stubs of what the glue takes from libnvinfer and libcudart ----------------------------------
@@ -380,9 +534,16 @@ extern "C" cudaError_t cudaGetDevice(int* device)
     *device = 0;
     return cudaSuccess;
 }
-extern "C" cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int)
+extern "C" cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int)
 {
-    *value = 163 * 1024; // Orin / A100 opt-in limit
+    switch (attr) // an AGX Orin
+    {
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 163 * 1024; break;
+    case cudaDevAttrMultiProcessorCount: *value = 16; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = 8; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 7; break;
+    default: return cudaErrorInvalidValue;
+    }
     return cudaSuccess;
 }
 extern "C" char const* cudaGetErrorString(cudaError_t)
@@ -394,6 +555,8 @@ int main()
 {
     testTalkingHeads();
     testClassAttention();
+    testTalkingHeadsLifecycle();
+    testClassAttentionLifecycle();
     std::printf("%s (%d failures)\n", gFailures == 0 ? "ALL PASSED" : "FAILED", gFailures);
     return gFailures == 0 ? 0 : 1;
 }

@@ -67,8 +67,10 @@ IPluginV3* TalkingHeadsAttentionPlugin::clone() noexcept
 {
     try
     {
-        auto* p = new TalkingHeadsAttentionPlugin(mAttrs);
-        p->mMaxSmem = mMaxSmem;
+        // Everything, as NVIDIA's V3 plugins do: a clone may be enqueued without its own
+        // onShapeChange. The serialized field list points into the source: rebuilt on demand.
+        auto* p = new TalkingHeadsAttentionPlugin(*this);
+        p->mSerialized.clear();
         return p;
     }
     CAIT_CATCH_ALL(kPlugin, nullptr);
@@ -105,19 +107,21 @@ int32_t TalkingHeadsAttentionPlugin::headSizeOf(int64_t lastDim) const
 
 void TalkingHeadsAttentionPlugin::checkFits(int64_t tokens, int32_t headSize)
 {
-    if (mMaxSmem == 0)
+    if (mDevice.maxSmemBytes == 0)
     {
-        mMaxSmem = deviceMaxSharedMemoryPerBlock();
+        DeviceLimits const limits = currentDeviceLimits();
+        mDevice = TalkingHeadsDevice{limits.maxSmemPerBlock, limits.smCount, limits.smVersion};
     }
     check(tokens <= INT32_MAX, "token count out of range");
-    TalkingHeadsPlan const plan = talkingHeadsPlan(mAttrs.numHeads, static_cast<int32_t>(tokens), headSize, mMaxSmem);
+    TalkingHeadsPlan const plan = talkingHeadsPlan(
+        1, mAttrs.numHeads, static_cast<int32_t>(tokens), headSize, /*fp16=*/false, /*aligned=*/false, mDevice);
     check(plan.rows > 0,
         "N=" + std::to_string(tokens) + " with num_heads=" + std::to_string(mAttrs.numHeads) + " fits no tile: one "
             + "full score row needs "
             + std::to_string(talkingHeadsSmemBytes(1, mAttrs.numHeads, static_cast<int32_t>(tokens), headSize))
             + " bytes of shared memory, the streaming kernel "
             + std::to_string(talkingHeadsStreamingSmemBytes(1, 8, mAttrs.numHeads, headSize)) + " (and C <= "
-            + std::to_string(kThStreamMaxChannels) + "); this device allows " + std::to_string(mMaxSmem));
+            + std::to_string(kThStreamMaxChannels) + "); this device allows " + std::to_string(mDevice.maxSmemBytes));
 }
 
 int32_t TalkingHeadsAttentionPlugin::configurePlugin(
@@ -131,6 +135,7 @@ int32_t TalkingHeadsAttentionPlugin::configurePlugin(
         int64_t const lastDim = in[0].desc.dims.d[2] >= 0 ? in[0].desc.dims.d[2] : maxDims.d[2];
         int32_t const d = headSizeOf(lastDim);
         checkFits(maxDims.d[1], d); // the largest N of the profile must fit, not just the optimum
+        checkMaxBatch(maxDims.d[0]);
         return 0;
     }
     CAIT_CATCH_ALL(kPlugin, -1);
@@ -206,7 +211,7 @@ int32_t TalkingHeadsAttentionPlugin::onShapeChange(
         if (!mPrepared)
         {
             // Outside enqueue: cudaFuncSetAttribute is no stream work, but keep capture free of it.
-            check(talkingHeadsPrepare(mMaxSmem) == cudaSuccess, "cudaFuncSetAttribute(MaxDynamicSharedMemorySize) failed");
+            check(talkingHeadsPrepare(mDevice.maxSmemBytes) == cudaSuccess, "cudaFuncSetAttribute(MaxDynamicSharedMemorySize) failed");
             mPrepared = true;
         }
         return 0;
@@ -221,9 +226,20 @@ int32_t TalkingHeadsAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, 
     {
         check(inputDesc != nullptr && outputDesc != nullptr && inputs != nullptr && outputs != nullptr,
             "null descriptors or buffers");
-        check(mPrepared, "enqueue before onShapeChange");
         Dims const& dims = inputDesc[0].dims;
-        check(dims.nbDims == 3 && dims.d[0] <= INT32_MAX && dims.d[1] <= INT32_MAX, "qkv must be (B, N, 3C)");
+        check(dims.nbDims == 3 && dims.d[0] >= 0 && dims.d[1] >= 0, "qkv must be (B, N, 3C)");
+        if (dims.d[0] == 0 || dims.d[1] == 0)
+        {
+            return 0; // an empty batch: nothing to compute, nothing to launch
+        }
+        check(dims.d[0] <= kMaxBatch && dims.d[1] <= INT32_MAX,
+            "batch " + std::to_string(dims.d[0]) + " exceeds the kernels' limit of " + std::to_string(kMaxBatch));
+        if (!mPrepared)
+        {
+            // Not a precondition: TensorRT may enqueue a clone whose own onShapeChange never ran
+            // (NVIDIA's V3 plugins do not gate on it). Doing its work here is no stream work.
+            check(onShapeChange(inputDesc, 1, outputDesc, 1) == 0, "shape check failed (see above)");
+        }
         TalkingHeadsParams& p = mParams;
         p.batch = static_cast<int32_t>(dims.d[0]);
         p.tokens = static_cast<int32_t>(dims.d[1]);
@@ -232,12 +248,12 @@ int32_t TalkingHeadsAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, 
         if (inputDesc[0].type == DataType::kFLOAT)
         {
             err = launchTalkingHeads<float>(
-                p, static_cast<float const*>(inputs[0]), static_cast<float*>(outputs[0]), mMaxSmem, stream);
+                p, static_cast<float const*>(inputs[0]), static_cast<float*>(outputs[0]), mDevice, stream);
         }
         else if (inputDesc[0].type == DataType::kHALF)
         {
             err = launchTalkingHeads<__half>(
-                p, static_cast<__half const*>(inputs[0]), static_cast<__half*>(outputs[0]), mMaxSmem, stream);
+                p, static_cast<__half const*>(inputs[0]), static_cast<__half*>(outputs[0]), mDevice, stream);
         }
         check(err == cudaSuccess, std::string("kernel launch failed: ") + cudaGetErrorString(err));
         return 0;

@@ -1,4 +1,5 @@
-// IPluginV3 for CaitTalkingHeadsAttention (design §2). One source for TensorRT 10.3 .. 11.x.
+// IPluginV3 for CaitTalkingHeadsAttention (contract: pipeline/contract/specs.py and the README).
+// One source for TensorRT 10.3 .. 11.x.
 #pragma once
 
 #include "common/pluginUtils.h"
@@ -70,13 +71,14 @@ public:
 private:
     // Head size from the last input dimension (3*H*d); throws when H does not divide it.
     int32_t headSizeOf(int64_t lastDim) const;
-    // Throws when one block cannot hold a score row of `tokens` keys for every head.
+    // Throws when no kernel has a tile for `tokens` keys on this device. The CUDA-core kernels are
+    // the reference: every launch can fall back to them (fp32, unaligned tensors).
     void checkFits(int64_t tokens, int32_t headSize);
 
     TalkingHeadsAttributes mAttrs;
     TalkingHeadsParams mParams{}; // attrs in the kernel's layout; shapes filled in per enqueue
-    size_t mMaxSmem{0};           // device opt-in limit, queried in configure/onShapeChange
-    bool mPrepared{false};
+    TalkingHeadsDevice mDevice{0, 0, 0}; // queried on first use (maxSmemBytes 0: not yet)
+    bool mPrepared{false};                // kernels opted in to mDevice.maxSmemBytes (copied by clone)
     FieldList mSerialized;
 };
 

@@ -1,4 +1,5 @@
 """Real image files of every kind the loaders must handle, written into tmp_path."""
+
 import numpy as np
 import pytest
 from PIL import Image

@@ -1,4 +1,5 @@
 """pipeline.data.batches: streamed, preprocessed batches; corrupt files skipped and counted."""
+
 import shutil
 from pathlib import Path
 
@@ -6,14 +7,18 @@ import numpy as np
 import pytest
 
 from pipeline.data import Sample, iter_batches, load_image, preprocess
-from pipeline.data.synthetic import write_synthetic_imagenet
 from pipeline.errors import UserError
+from tests.support.synthetic import write_synthetic_imagenet
 
 
 def test_batches_match_preprocess_and_corrupt_files_are_skipped_and_counted(tmp_path, image_kinds):
     good = write_synthetic_imagenet(tmp_path / "g", 6, size=40, layout="flat")
-    samples = good[:3] + [Sample(image_kinds["corrupt"], 0)] + good[3:] + [
-        Sample(image_kinds["truncated"], 1)]
+    samples = (
+        good[:3]
+        + [Sample(image_kinds["corrupt"], 0)]
+        + good[3:]
+        + [Sample(image_kinds["truncated"], 1)]
+    )
     stream = iter_batches(samples, size=24, batch_size=4)
     assert len(stream) == 2
     batches = list(stream)
@@ -30,8 +35,11 @@ def test_batches_match_preprocess_and_corrupt_files_are_skipped_and_counted(tmp_
 
 
 def test_unlabelled_samples_give_no_labels(tmp_path, image_kinds):
-    stream = iter_batches([Sample(image_kinds["rgb_jpeg"], None),
-                           Sample(image_kinds["gray_jpeg"], None)], size=16, batch_size=8)
+    stream = iter_batches(
+        [Sample(image_kinds["rgb_jpeg"], None), Sample(image_kinds["gray_jpeg"], None)],
+        size=16,
+        batch_size=8,
+    )
     (batch,) = list(stream)
     assert batch.labels is None and batch.images.shape == (2, 3, 16, 16)
 

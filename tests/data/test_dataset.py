@@ -1,11 +1,12 @@
 """pipeline.data.dataset: both ImageNet val layouts, custom folders, and the error lines."""
+
 import logging
 
 import pytest
 
 from pipeline.data.dataset import ImageFolderDataset, read_label_list
-from pipeline.data.synthetic import write_synthetic_imagenet
 from pipeline.errors import UserError
+from tests.support.synthetic import write_synthetic_imagenet
 
 from .conftest import solid_jpeg
 
@@ -92,17 +93,20 @@ def test_unlabelled_flat_folder(tmp_path):
 
 @pytest.mark.parametrize("layout", ["flat", "synset"])
 def test_synthetic_layouts_and_written_list_agree_on_labels(tmp_path, layout):
-    written = write_synthetic_imagenet(tmp_path / layout, 30, size=32, layout=layout,
-                                       write_list=True)
+    written = write_synthetic_imagenet(
+        tmp_path / layout, 30, size=32, layout=layout, write_list=True
+    )
     by_dir = ImageFolderDataset.from_dir(tmp_path / layout)
-    by_list = ImageFolderDataset.from_dir(tmp_path / layout,
-                                          labels=tmp_path / layout / "val_list.txt")
+    by_list = ImageFolderDataset.from_dir(
+        tmp_path / layout, labels=tmp_path / layout / "val_list.txt"
+    )
     assert _labels(by_dir) == _labels(by_list) == {s.path.name: s.label for s in written}
     assert sorted(set(_labels(by_dir).values())) == list(range(10))
     assert len(by_dir) == 30
 
 
 # ---- errors: one clear line each --------------------------------------------------------------
+
 
 def _error(root, labels=None):
     with pytest.raises(UserError) as info:
@@ -140,13 +144,16 @@ def test_images_without_a_label_are_counted_and_the_first_named(tmp_path):
     assert "2 images in" in msg and "have no label" in msg and "first: b.jpg" in msg
 
 
-@pytest.mark.parametrize("content,expected", [
-    (b"a.jpg\n", "l.txt:1: expected '<image path> <class index>'"),
-    (b"a.jpg zero\n", "l.txt:1: expected"),
-    (b"\n# only comments\n", "lists no images"),
-    (b"a.jpg 1\na.jpg 1\n", "l.txt:2: a.jpg is listed twice"),
-    (b"\xff\xfe\x00binary", "is not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (b"a.jpg\n", "l.txt:1: expected '<image path> <class index>'"),
+        (b"a.jpg zero\n", "l.txt:1: expected"),
+        (b"\n# only comments\n", "lists no images"),
+        (b"a.jpg 1\na.jpg 1\n", "l.txt:2: a.jpg is listed twice"),
+        (b"\xff\xfe\x00binary", "is not UTF-8 text"),
+    ],
+)
 def test_unreadable_or_malformed_labels_file(tmp_path, content, expected):
     solid_jpeg(tmp_path / "d" / "a.jpg")
     (tmp_path / "l.txt").write_bytes(content)

@@ -1,4 +1,5 @@
 """The trained `cait_digits` fixture: its data split, its files on disk, its committed weights."""
+
 import json
 from pathlib import Path
 
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 
 from pipeline.data import ImageFolderDataset, iter_batches
-from pipeline.data.digits import digit_indices, load_digits_split, write_digits_split
+from tests.support.digits import digit_indices, load_digits_split, write_digits_split
 
-FIXTURES = Path(__file__).resolve().parents[2] / "pipeline" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 
 def test_split_is_fixed_stratified_and_disjoint():
@@ -38,6 +39,7 @@ def test_written_pngs_read_back_bit_identical(tmp_path):
 def test_fixture_metadata_matches_weights():
     meta = json.loads((FIXTURES / "cait_digits.json").read_text())
     from pipeline.artifacts import sha256_file
+
     assert sha256_file(FIXTURES / meta["weights"]) == meta["weights_sha256"]
     assert meta["split"]["seed"] == 0 and meta["heldout_top1"] >= 0.95
 
@@ -52,8 +54,9 @@ def test_committed_weights_reach_95_percent_heldout_top1():
     load_weights(model, FIXTURES / "cait_digits.pdparams")
     xh, yh = load_digits_split("heldout")
     with paddle.no_grad():
-        logits = np.concatenate([model(paddle.to_tensor(xh[i:i + 120])).numpy()
-                                 for i in range(0, len(xh), 120)])
+        logits = np.concatenate(
+            [model(paddle.to_tensor(xh[i : i + 120])).numpy() for i in range(0, len(xh), 120)]
+        )
     acc = float((logits.argmax(1) == yh).mean())
     assert acc >= 0.95
     recorded = json.loads((FIXTURES / "cait_digits.json").read_text())["heldout_top1"]

@@ -1,10 +1,16 @@
 """pipeline.data.preprocess: the one transform every stage shares."""
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data.preprocess import (IMAGENET_MEAN, IMAGENET_STD, CorruptImageError, load_image,
-                                      preprocess)
+from pipeline.data.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CorruptImageError,
+    load_image,
+    preprocess,
+)
 from pipeline.errors import UserError
 
 
@@ -25,8 +31,10 @@ def test_constant_colour_maps_to_exact_normalized_value(colour):
     np.testing.assert_allclose(x[:, 0, 0], exact, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("wh,size,crop_pct", [((40, 30), 32, 1.0), ((30, 40), 24, 0.875),
-                                              ((224, 224), 224, 1.0), ((8, 8), 32, 1.0)])
+@pytest.mark.parametrize(
+    "wh,size,crop_pct",
+    [((40, 30), 32, 1.0), ((30, 40), 24, 0.875), ((224, 224), 224, 1.0), ((8, 8), 32, 1.0)],
+)
 def test_output_shape_dtype_contiguity(wh, size, crop_pct):
     x = preprocess(Image.new("RGB", wh, (1, 2, 3)), size, crop_pct)
     assert x.shape == (3, size, size) and x.dtype == np.float32 and x.flags.c_contiguous
@@ -57,8 +65,14 @@ def test_bit_identical_to_paddle_vision_eval_transform():
     cases = [((50, 37), 32, 1.0), ((37, 50), 32, 0.875), ((300, 200), 224, 1.0)]
     for (w, h), size, crop_pct in cases:
         img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        ref = T.Compose([T.Resize(int(size / crop_pct), "bicubic"), T.CenterCrop(size),
-                         T.ToTensor(), T.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)])
+        ref = T.Compose(
+            [
+                T.Resize(int(size / crop_pct), "bicubic"),
+                T.CenterCrop(size),
+                T.ToTensor(),
+                T.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            ]
+        )
         ref = ref(img).numpy()
         np.testing.assert_array_equal(preprocess(img, size, crop_pct), ref)
 

@@ -1,4 +1,5 @@
 """pipeline.data.sampling: seeded, class-balanced, disjoint subsets and their manifest hash."""
+
 import collections
 import logging
 import os
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.data import (Sample, class_balanced_sample, manifest_hash, split_calib_parity)
-from pipeline.data.synthetic import write_synthetic_imagenet
+from pipeline.data import Sample, class_balanced_sample, manifest_hash, split_calib_parity
+from tests.support.synthetic import write_synthetic_imagenet
 
 
 def _fake(counts):

@@ -3,6 +3,7 @@
 Run by scripts/gpu_selftest.sh after it builds the plugins (`pytest tests/gpu`); elsewhere every
 test here skips with the reason. Nothing is mocked: these tests exist to touch real TensorRT.
 """
+
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ def plugin_library() -> Path:
 
 def gpu_skip_reason() -> str | None:
     from pipeline.trt import env
+
     if env.tensorrt_module() is None:
         return "TensorRT Python package not installed (pip install 'tensorrt>=10.3')"
     if not env.has_builder():
@@ -29,8 +31,10 @@ def gpu_skip_reason() -> str | None:
     if env.gpu_info() is None:
         return "no CUDA GPU visible"
     if not plugin_library().is_file():
-        return (f"plugin library {plugin_library()} not built (scripts/gpu_selftest.sh builds it;"
-                " or set CAIT_PLUGINS)")
+        return (
+            f"plugin library {plugin_library()} not built (scripts/gpu_selftest.sh builds it;"
+            " or set CAIT_PLUGINS)"
+        )
     return None
 
 

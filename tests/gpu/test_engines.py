@@ -10,6 +10,7 @@ error instead of a script). Images: $CAIT_GPU_IMAGES if set (e.g. ImageNet val),
 synthetic JPEGs — then agreement is measured, not accuracy, and the weights are random unless
 $CAIT_WEIGHTS names a checkpoint.
 """
+
 import os
 import subprocess
 import sys
@@ -28,8 +29,14 @@ N_IMAGES = int(os.environ.get("CAIT_GPU_N_IMAGES", "32"))
 
 def cli(*argv, timeout=3600):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "pipeline", *map(str, argv)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, argv)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     print(r.stdout[-4000:], r.stderr[-4000:], sep="\n")
     return r
 
@@ -45,6 +52,7 @@ def images(work):
     if given:
         return Path(given)
     from PIL import Image
+
     folder = work / "images"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -57,6 +65,7 @@ def images(work):
 @pytest.fixture(scope="session")
 def installed_target():
     from pipeline.trt import env, versions
+
     return versions.normalize_target(env.trt_version())
 
 
@@ -67,13 +76,27 @@ def artifacts(work, images, installed_target):
     for precision in PRECISIONS:
         for attention in ATTENTION:
             d = work / f"{precision}_{attention}"
-            args = ["build", "--model", MODEL, f"--{precision}", "--attention", attention,
-                    "--trt", installed_target, "--require-engine", "--out", d,
-                    "--images", N_IMAGES, "--data", images]
+            args = [
+                "build",
+                "--model",
+                MODEL,
+                f"--{precision}",
+                "--attention",
+                attention,
+                "--trt",
+                installed_target,
+                "--require-engine",
+                "--out",
+                d,
+                "--images",
+                N_IMAGES,
+                "--data",
+                images,
+            ]
             if attention == "plugin":
                 args += ["--plugins", plugin_library()]
             if precision == "int8":
-                # max calibration: minutes, not the hour entropy takes (design §8)
+                # max calibration: minutes, not the hour entropy takes
                 args += ["--calib-data", images, "--calib-images", 64, "--calib-method", "max"]
             if os.environ.get("CAIT_WEIGHTS"):
                 args += ["--weights", os.environ["CAIT_WEIGHTS"]]
@@ -88,8 +111,9 @@ def artifacts(work, images, installed_target):
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("attention", ATTENTION)
 def test_engine_record(artifacts, precision, attention):
-    from pipeline.runtime.guard import find_engine_record
     from pipeline.trt import env
+    from pipeline.trt.guard import find_engine_record
+
     rec = find_engine_record(artifacts[precision, attention] / f"model.{precision}.engine")
     assert rec and rec["status"] == "built"
     assert rec["tensorrt"] == env.trt_version()
@@ -108,14 +132,17 @@ def test_parity_ladder_with_engine(artifacts, images, precision, attention):
 
 
 def _logits(engine, x, cuda_graph=False):
-    from pipeline.runtime import open_backend
+    from pipeline.runners import open_backend
+
     return open_backend(engine=engine, cuda_graph=cuda_graph).run(x)
 
 
 def _batch(images, size=224, n=16):
     from pipeline.data.preprocess import load_image, preprocess
-    files = sorted(p for p in Path(images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg",
-                                                                                ".png"))[:n]
+
+    files = sorted(
+        p for p in Path(images).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    )[:n]
     return np.stack([preprocess(load_image(p), size) for p in files])
 
 
@@ -124,8 +151,9 @@ def test_plugin_engine_matches_fallback_engine(artifacts, images, precision):
     x = _batch(images)
     plugin = _logits(artifacts[precision, "plugin"] / f"model.{precision}.engine", x)
     fallback = _logits(artifacts[precision, "onnx"] / f"model.{precision}.engine", x)
-    cos = np.sum(plugin * fallback, 1) / (np.linalg.norm(plugin, axis=1)
-                                          * np.linalg.norm(fallback, axis=1))
+    cos = np.sum(plugin * fallback, 1) / (
+        np.linalg.norm(plugin, axis=1) * np.linalg.norm(fallback, axis=1)
+    )
     agree = np.mean(plugin.argmax(1) == fallback.argmax(1))
     print(f"{precision}: plugin vs fallback cosine min {cos.min():.5f}, top-1 agree {agree:.2%}")
     # fp16: both accumulate in fp32 where it matters; int8: separately calibrated scales.
@@ -142,18 +170,22 @@ def test_cuda_graph_replay_is_bitwise_identical(artifacts, images):
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_profile_plugin_vs_fallback(artifacts, trtexec, precision):
     import json
+
     ips = {}
     for attention in ATTENTION:
         engine = artifacts[precision, attention] / f"model.{precision}.engine"
         r = cli("profile", engine, "--batch", 32, "--trtexec", trtexec, "--duration", 5)
         assert r.returncode == 0, r.stderr[-3000:]
-        summary = json.loads((engine.with_name(engine.name + ".profile") / "summary.json")
-                             .read_text())
+        summary = json.loads(
+            (engine.with_name(engine.name + ".profile") / "summary.json").read_text()
+        )
         ips[attention] = summary["images_per_s"]
         groups = summary["layers"]["groups"]
         assert groups, "no layer groups: was the engine built with detailed verbosity?"
         if attention == "plugin":
             assert summary["layers"]["plugins"].get("CaitTalkingHeadsAttention", 0) > 0
-    print(f"{precision} batch 32: plugin {ips['plugin']:.0f} img/s, fallback "
-          f"{ips['onnx']:.0f} img/s, ratio {ips['plugin'] / ips['onnx']:.2f}x")
+    print(
+        f"{precision} batch 32: plugin {ips['plugin']:.0f} img/s, fallback "
+        f"{ips['onnx']:.0f} img/s, ratio {ips['plugin'] / ips['onnx']:.2f}x"
+    )
     assert ips["plugin"] > 0 and ips["onnx"] > 0

@@ -5,13 +5,14 @@ weights, LayerScale γ is scaled up to 0.1–1 so every block matters (at the pr
 blocks barely touch the residual stream and a wrong block would go unnoticed), the weights go
 through a `.safetensors` file and our `--weights` path, and logits must agree to 1e-4.
 """
+
 import json
 
 import numpy as np
 import pytest
 
 from pipeline.numerics import sample_images
-from tests.timm_support import import_timm
+from tests.support.timm import import_timm
 
 CASES = [  # (our preset, timm model name, depth in CI)
     ("cait_xxs_24", "cait_xxs24_224", 3),
@@ -23,6 +24,7 @@ TOL = 1e-4
 def _timm_checkpoint(timm_name, depth, path, seed=0):
     import torch
     from safetensors.torch import save_file
+
     timm = import_timm()
     torch.manual_seed(seed)
     model = timm.create_model(timm_name, pretrained=False, depth=depth).eval()
@@ -41,9 +43,10 @@ def _timm_checkpoint(timm_name, depth, path, seed=0):
 def test_timm_vs_paddle_and_onnx(tmp_path, cli, preset, timm_name, depth):
     import paddle
     import torch
-    from pipeline.onnx_io import cpu_session
+
+    from pipeline.models import load_model
+    from pipeline.onnx_io import ort_session
     from pipeline.presets import get_preset
-    from pipeline.stages.export import build_paddle_model
 
     ref_model = _timm_checkpoint(timm_name, depth, tmp_path / "timm.safetensors")
     p = get_preset(preset, depth=depth)
@@ -52,15 +55,24 @@ def test_timm_vs_paddle_and_onnx(tmp_path, cli, preset, timm_name, depth):
         ref = ref_model(torch.from_numpy(x)).numpy()
     assert np.abs(ref).max() > 0.1, "reference logits too small to prove anything"
 
-    ours, _ = build_paddle_model(p, str(tmp_path / "timm.safetensors"))
+    ours, _ = load_model(p, str(tmp_path / "timm.safetensors"))
     got_paddle = ours(paddle.to_tensor(x)).numpy()
     assert np.abs(got_paddle - ref).max() <= TOL
 
     out = tmp_path / "art"
-    r = cli("export", "--model", preset, "--depth", depth, "--weights",
-            tmp_path / "timm.safetensors", "--out", out)
+    r = cli(
+        "export",
+        "--model",
+        preset,
+        "--depth",
+        depth,
+        "--weights",
+        tmp_path / "timm.safetensors",
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
-    got_onnx = cpu_session(out / "model.onnx").run(["logits"], {"image": x})[0]
+    got_onnx = ort_session(out / "model.onnx").run(["logits"], {"image": x})[0]
     assert np.abs(got_onnx - ref).max() <= TOL
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stages"]["export"]["weights"]["origin"] == "timm"

@@ -1,4 +1,5 @@
 """Checkpoint formats, name conversion, safety and the errors a user sees."""
+
 import pickle
 
 import numpy as np
@@ -40,6 +41,7 @@ def test_pdparams_with_code_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     (tmp_path / "evil.pdparams").write_bytes(pickle.dumps({"cls_token": Evil()}))
     with pytest.raises(UserError, match="refusing to load global builtins.print"):
         read_checkpoint(tmp_path / "evil.pdparams")
@@ -47,6 +49,7 @@ def test_pdparams_with_code_is_refused(tmp_path):
 
 def test_safetensors_from_timm_names_converts(tmp_path):
     from safetensors.numpy import save_file
+
     src = build_model(TINY, seed=3)
     save_file(_paddle_to_timm(_state(src)), str(tmp_path / "w.safetensors"))
     dst = build_model(TINY, seed=4)
@@ -56,8 +59,10 @@ def test_safetensors_from_timm_names_converts(tmp_path):
 
 
 def test_timm_to_paddle_is_pure_and_transposes_linears():
-    state = {"blocks.0.attn.qkv.weight": np.arange(6, dtype=np.float32).reshape(3, 2),
-             "patch_embed.proj.weight": np.zeros((4, 3, 16, 16), np.float32)}
+    state = {
+        "blocks.0.attn.qkv.weight": np.arange(6, dtype=np.float32).reshape(3, 2),
+        "patch_embed.proj.weight": np.zeros((4, 3, 16, 16), np.float32),
+    }
     before = {k: v.copy() for k, v in state.items()}
     out = timm_to_paddle(state)
     assert out["blocks.0.attn.qkv.weight"].shape == (2, 3)
@@ -72,8 +77,9 @@ def test_pth_checkpoint_with_wrapper_and_module_prefix(tmp_path):
     torch.save({"model": sd, "epoch": 3}, tmp_path / "ckpt.pth")
     dst = build_model(TINY, seed=6)
     load_weights(dst, tmp_path / "ckpt.pth")
-    np.testing.assert_array_equal(dst.state_dict()["cls_token"].numpy(),
-                                  src.state_dict()["cls_token"].numpy())
+    np.testing.assert_array_equal(
+        dst.state_dict()["cls_token"].numpy(), src.state_dict()["cls_token"].numpy()
+    )
 
 
 def test_weights_for_another_preset_name_it(tmp_path):
@@ -87,7 +93,9 @@ def test_weights_for_another_preset_name_it(tmp_path):
 
 def test_full_weights_of_another_preset_suggest_it(tmp_path):
     from safetensors.numpy import save_file
+
     from pipeline.presets import PRESETS
+
     # Shapes only matter: fabricate the cait_xxs_24_384 state dict without building it.
     model = build_model(get_preset("cait_xxs_24_384"))
     save_file(_state(model), str(tmp_path / "w.safetensors"))
@@ -104,11 +112,14 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
         load_weights(build_model(TINY), tmp_path / "w.pdparams")
 
 
-@pytest.mark.parametrize("name,content,match", [
-    ("w.pdparams", b"not a pickle", "cannot read weights"),
-    ("w.safetensors", b"\x00\x01garbage", "cannot read weights"),
-    ("w.bin", b"", "unsupported weights format '.bin'"),
-])
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("w.pdparams", b"not a pickle", "cannot read weights"),
+        ("w.safetensors", b"\x00\x01garbage", "cannot read weights"),
+        ("w.bin", b"", "unsupported weights format '.bin'"),
+    ],
+)
 def test_corrupt_or_unknown_files(tmp_path, name, content, match):
     (tmp_path / name).write_bytes(content)
     with pytest.raises(UserError, match=match):

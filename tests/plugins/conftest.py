@@ -1,4 +1,5 @@
 """Fixtures of the plugin tests: one CMake build of the kernel emulation per session."""
+
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def find_tensorrt_include():
     include/, or the system folders of the Debian packages. None when absent."""
     import importlib.util
     import os
+
     candidates = []
     if os.environ.get("TENSORRT_INCLUDE_DIR"):
         candidates.append(Path(os.environ["TENSORRT_INCLUDE_DIR"]))
@@ -36,8 +38,12 @@ def find_tensorrt_include():
             spec = None
         if spec is not None and spec.origin:
             candidates.append(Path(spec.origin).parent / "include")
-    candidates += [Path("/usr/include/x86_64-linux-gnu"), Path("/usr/include/aarch64-linux-gnu"),
-                   Path("/usr/include"), Path("/usr/local/TensorRT/include")]
+    candidates += [
+        Path("/usr/include/x86_64-linux-gnu"),
+        Path("/usr/include/aarch64-linux-gnu"),
+        Path("/usr/include"),
+        Path("/usr/local/TensorRT/include"),
+    ]
     for c in candidates:
         if (c / "NvInferRuntime.h").is_file():
             return c
@@ -46,6 +52,7 @@ def find_tensorrt_include():
 
 def find_cuda_include():
     import os
+
     for c in (os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"):
         if c and (Path(c) / "include" / "cuda_fp16.h").is_file():
             return Path(c) / "include"

@@ -2,6 +2,7 @@
 
 The build directory persists under build/ so that reruns are incremental.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -11,17 +12,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EMU_BUILD = ROOT / "build" / "plugins-emulation"
-P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong
+P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong  # noqa: E741
 
 # talking-heads variants (cait::TalkingHeadsVariant)
 AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_TWO_PASS = 0, 1, 2, 3, 4
-VARIANT_NAMES = {FULL_ROW: "full-row", STREAMING: "streaming", TC_ONE_PASS: "tc 1-pass", TC_TWO_PASS: "tc 2-pass"}
+VARIANT_NAMES = {
+    FULL_ROW: "full-row",
+    STREAMING: "streaming",
+    TC_ONE_PASS: "tc 1-pass",
+    TC_TWO_PASS: "tc 2-pass",
+}
 
 
 def run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise RuntimeError(
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -51,19 +59,56 @@ def build_emulation() -> ctypes.CDLL:
     """libcait_emulated_kernels.so (CMake target), loaded with its signatures declared."""
     for tool in ("cmake", "g++"):
         if shutil.which(tool) is None:
-            raise FileNotFoundError(f"{tool} is required for the kernel emulation (it is part of CI)")
+            raise FileNotFoundError(
+                f"{tool} is required for the kernel emulation (it is part of CI)"
+            )
     EMU_BUILD.mkdir(parents=True, exist_ok=True)
-    run(["cmake", "-S", str(ROOT), "-B", str(EMU_BUILD), "-DCAIT_BUILD_EMULATION=ON",
-         "-DCAIT_BUILD_PLUGINS=OFF", "-DCAIT_BUILD_SELFTEST=OFF", "-DCMAKE_BUILD_TYPE=Release"])
+    run(
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(EMU_BUILD),
+            "-DCAIT_BUILD_EMULATION=ON",
+            "-DCAIT_BUILD_PLUGINS=OFF",
+            "-DCAIT_BUILD_SELFTEST=OFF",
+            "-DCMAKE_BUILD_TYPE=Release",
+        ]
+    )
     run(["cmake", "--build", str(EMU_BUILD), "--target", "cait_emulated_kernels", "-j", "2"])
     return declare(ctypes.CDLL(str(EMU_BUILD / "libcait_emulated_kernels.so")))
 
 
-def plan(lib, batch, heads, tokens, head_size, *, fp16=True, smem, sm_count=132, sm_version=90, variant=AUTO,
-         rows=0):
+def plan(
+    lib,
+    batch,
+    heads,
+    tokens,
+    head_size,
+    *,
+    fp16=True,
+    smem,
+    sm_count=132,
+    sm_version=90,
+    variant=AUTO,
+    rows=0,
+):
     """(variant, rows, keys per chunk, shared memory bytes, threads) of the launcher's plan."""
     import numpy as np
+
     out = np.zeros(5, np.int64)
-    lib.cait_talking_heads_plan(batch, heads, tokens, head_size, int(fp16), smem, sm_count, sm_version, variant,
-                                rows, out.ctypes.data_as(P))
+    lib.cait_talking_heads_plan(
+        batch,
+        heads,
+        tokens,
+        head_size,
+        int(fp16),
+        smem,
+        sm_count,
+        sm_version,
+        variant,
+        rows,
+        out.ctypes.data_as(P),
+    )
     return tuple(int(x) for x in out)

@@ -8,6 +8,7 @@ Sources: ptxas' resource report (registers, spills) for every default architectu
 instruction mix of every kernel and the instructions of each loop; the launcher's own planner,
 called through the emulation build of the C ABI (no second copy of the planning rules).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,31 @@ SM = {
     90: dict(regs=65536, threads=2048, smem_sm=228 * 1024, smem_block=227 * 1024, sms=132),
 }
 GPU_NAMES = {75: "T4", 80: "A100", 86: "A10", 87: "AGX Orin", 89: "L4", 90: "H200"}
-PRESETS = [("xxs 224", 4, 196), ("xxs 384", 4, 576), ("xs 384", 6, 576), ("s 224", 8, 196),
-           ("s_36 384", 8, 576), ("m 384", 16, 576), ("m_48 448", 16, 784)]
+PRESETS = [
+    ("xxs 224", 4, 196),
+    ("xxs 384", 4, 576),
+    ("xs 384", 6, 576),
+    ("s 224", 8, 196),
+    ("s_36 384", 8, 576),
+    ("m 384", 16, 576),
+    ("m_48 448", 16, 784),
+]
 # SASS opcode families reported in the instruction-mix table.
-MIX = ("HMMA", "LDSM", "MUFU", "FFMA", "FMUL", "FADD", "F2FP", "LDG", "LDS", "STS", "STG", "SHFL", "BAR")
+MIX = (
+    "HMMA",
+    "LDSM",
+    "MUFU",
+    "FFMA",
+    "FMUL",
+    "FADD",
+    "F2FP",
+    "LDG",
+    "LDS",
+    "STS",
+    "STG",
+    "SHFL",
+    "BAR",
+)
 
 _ENTRY = re.compile(r"Compiling entry function '(\w+)' for 'sm_(\d+)'")
 _SPILL = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
@@ -56,6 +78,7 @@ _INSTR = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]
 
 # ---- compiling ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Compiled:
     records: list[dict]
@@ -63,7 +86,7 @@ class Compiled:
     obj: Path
     objs: list[Path] = field(default_factory=list)
 
-    def functions(self) -> list["Function"]:
+    def functions(self) -> list[Function]:
         return [f for o in self.objs for f in sass(o)]
 
 
@@ -78,8 +101,14 @@ def parse_ptxas(log: str) -> list[dict]:
     records, cur = [], None
     for line in log.splitlines():
         if m := _ENTRY.search(line):
-            cur = dict(kernel=m.group(1), arch=int(m.group(2)), stack=0, spill_stores=0, spill_loads=0,
-                       registers=None)
+            cur = dict(
+                kernel=m.group(1),
+                arch=int(m.group(2)),
+                stack=0,
+                spill_stores=0,
+                spill_loads=0,
+                registers=None,
+            )
             records.append(cur)
         elif cur is not None and (m := _SPILL.search(line)):
             cur["stack"], cur["spill_stores"], cur["spill_loads"] = map(int, m.groups())
@@ -94,8 +123,18 @@ TC_ARCH_GROUPS = ((80, 86, 87), (89, 90))
 
 
 def _nvcc(cu: Path, obj: Path, archs) -> tuple[list[dict], str]:
-    cmd = ["nvcc", "-std=c++17", "-O3", f"-I{ROOT / 'plugins'}", "-c", str(cu), "-o", str(obj),
-           "-Xptxas", "-v,-warn-spills"]
+    cmd = [
+        "nvcc",
+        "-std=c++17",
+        "-O3",
+        f"-I{ROOT / 'plugins'}",
+        "-c",
+        str(cu),
+        "-o",
+        str(obj),
+        "-Xptxas",
+        "-v,-warn-spills",
+    ]
     for a in archs:
         cmd += ["-gencode", f"arch=compute_{a},code=sm_{a}"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -134,6 +173,7 @@ def compile_all(archs=ARCHS) -> dict[str, Compiled]:
 
 
 # ---- SASS ----------------------------------------------------------------------------------------
+
 
 def find_cuobjdump() -> tuple[str, dict] | None:
     """(cuobjdump path, environment with nvdisasm on PATH), from PATH or the PyPI wheels."""
@@ -200,7 +240,9 @@ def sass(obj: Path) -> list[Function]:
 def _sass(obj: Path) -> list[Function]:
     tool = find_cuobjdump()
     if tool is None:
-        raise FileNotFoundError("cuobjdump not found: pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm")
+        raise FileNotFoundError(
+            "cuobjdump not found: pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm"
+        )
     exe, env = tool
     proc = subprocess.run([exe, "-sass", str(obj)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -232,6 +274,7 @@ def kernel_label(mangled: str) -> str:
 
 # ---- occupancy ---------------------------------------------------------------------------------
 
+
 def threads_of(key: str, label: str) -> int:
     if m := re.search(r"H=(\d+)", label):
         return 32 * int(m.group(1))  # one warp per head
@@ -245,27 +288,33 @@ def blocks_per_sm_by_registers(registers: int, threads: int, arch: int) -> int:
 
 # ---- plans (through the emulation build of the launcher) ---------------------------------------
 
+
 def plans(batch: int) -> dict[tuple[str, int], tuple]:
     from . import emulation
+
     lib = emulation.build_emulation()
     out = {}
     for name, H, N in PRESETS:
         for a in ARCHS:
-            out[name, a] = emulation.plan(lib, batch, H, N, 48, smem=SM[a]["smem_block"], sm_count=SM[a]["sms"],
-                                          sm_version=a)
+            out[name, a] = emulation.plan(
+                lib, batch, H, N, 48, smem=SM[a]["smem_block"], sm_count=SM[a]["sms"], sm_version=a
+            )
     return out
 
 
 def _plan_cell(p, arch: int) -> str:
     from .emulation import FULL_ROW, STREAMING, TC_ONE_PASS
+
     variant, rows, chunk, smem, _ = p
     tag = {FULL_ROW: f"F r{rows}", STREAMING: f"S r{rows} k{chunk}"}.get(
-        variant, f"{'TC1' if variant == TC_ONE_PASS else 'TC2'} r{rows}")
+        variant, f"{'TC1' if variant == TC_ONE_PASS else 'TC2'} r{rows}"
+    )
     reserved = 0 if arch == 75 else 1024  # the driver keeps 1 KiB per block from sm_80 on
     return f"{tag}, {smem / 1024:.0f} KiB, {SM[arch]['smem_sm'] // (smem + reserved)} blk/SM"
 
 
 # ---- tables ------------------------------------------------------------------------------------
+
 
 def plan_table() -> str:
     head = "| preset | H | N | " + " | ".join(f"sm_{a} ({GPU_NAMES[a]})" for a in ARCHS) + " |"
@@ -283,25 +332,39 @@ def plan_table() -> str:
 
 
 def resources_table(compiled: dict[str, Compiled], keys) -> str:
-    rows = ["| kernel | arch | registers | spill (st/ld B) | stack B | threads/block | blocks/SM by registers |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| kernel | arch | registers | spill (st/ld B) | stack B | threads/block | blocks/SM by registers |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for key in keys:
-        for r in sorted(compiled[key].records, key=lambda r: (kernel_label(r["kernel"]), r["arch"])):
+        for r in sorted(
+            compiled[key].records, key=lambda r: (kernel_label(r["kernel"]), r["arch"])
+        ):
             label = kernel_label(r["kernel"])
             if key == "talking_heads_tc" and r["arch"] < 80:
                 continue  # compiled out below sm_80: the CUDA-core kernels run there
             threads = threads_of(key, label)
-            rows.append(f"| {label} | sm_{r['arch']} | {r['registers']} | {r['spill_stores']}/{r['spill_loads']} "
-                        f"| {r['stack']} | {threads} | {blocks_per_sm_by_registers(r['registers'], threads, r['arch'])} |")
+            rows.append(
+                f"| {label} | sm_{r['arch']} | {r['registers']} | {r['spill_stores']}/{r['spill_loads']} "
+                f"| {r['stack']} | {threads} | {blocks_per_sm_by_registers(r['registers'], threads, r['arch'])} |"
+            )
     return "\n".join(rows)
 
 
 def mix_table(funcs: list[Function], archs=(87, 90)) -> str:
-    rows = ["| kernel | arch | instructions | " + " | ".join(MIX) + " |", "|---|---|---:|" + "---:|" * len(MIX)]
-    for f in sorted((f for f in funcs if f.arch in archs), key=lambda f: (kernel_label(f.name), f.arch)):
+    rows = [
+        "| kernel | arch | instructions | " + " | ".join(MIX) + " |",
+        "|---|---|---:|" + "---:|" * len(MIX),
+    ]
+    for f in sorted(
+        (f for f in funcs if f.arch in archs), key=lambda f: (kernel_label(f.name), f.arch)
+    ):
         m = f.mix()
-        rows.append(f"| {kernel_label(f.name)} | sm_{f.arch} | {len(f.instrs)} | "
-                    + " | ".join(str(m.get(k, 0)) for k in MIX) + " |")
+        rows.append(
+            f"| {kernel_label(f.name)} | sm_{f.arch} | {len(f.instrs)} | "
+            + " | ".join(str(m.get(k, 0)) for k in MIX)
+            + " |"
+        )
     return "\n".join(rows)
 
 
@@ -310,17 +373,23 @@ def loop_table(funcs: list[Function], archs=(87, 90)) -> str:
     and their kinds. A loop nested in another (two passes: P'V inside pass 2) is listed on its own
     and counted in the outer one once."""
     kinds = ("HMMA", "LDSM", "MUFU", "LDG", "LDS", "STS", "SHFL", "F2FP", "FFMA")
-    rows = ["| kernel | arch | loop (SASS offsets) | instructions | " + " | ".join(kinds) + " |",
-            "|---|---|---|---:|" + "---:|" * len(kinds)]
-    for f in sorted((f for f in funcs if f.arch in archs and "TensorCore" in f.name),
-                    key=lambda f: (kernel_label(f.name), f.arch)):
+    rows = [
+        "| kernel | arch | loop (SASS offsets) | instructions | " + " | ".join(kinds) + " |",
+        "|---|---|---|---:|" + "---:|" * len(kinds),
+    ]
+    for f in sorted(
+        (f for f in funcs if f.arch in archs and "TensorCore" in f.name),
+        key=lambda f: (kernel_label(f.name), f.arch),
+    ):
         for first, last in f.loops():
-            body = f.instrs[first:last + 1]
+            body = f.instrs[first : last + 1]
             m = collections.Counter(i.family for i in body)
             if not m["HMMA"]:
                 continue  # the set-up loops that copy coefficients
-            rows.append(f"| {kernel_label(f.name)} | sm_{f.arch} | {body[0].addr:#06x}–{body[-1].addr:#06x} "
-                        f"| {len(body)} | " + " | ".join(str(m.get(k, 0)) for k in kinds) + " |")
+            rows.append(
+                f"| {kernel_label(f.name)} | sm_{f.arch} | {body[0].addr:#06x}–{body[-1].addr:#06x} "
+                f"| {len(body)} | " + " | ".join(str(m.get(k, 0)) for k in kinds) + " |"
+            )
     return "\n".join(rows)
 
 
@@ -341,11 +410,14 @@ def generated_sections(compiled=None) -> dict[str, dict[str, str]]:
     return {
         "talking_heads": {
             "plans": plan_table() + "\n\n" + stamp,
-            "resources": resources_table(compiled, ["talking_heads_tc", "talking_heads"]) + "\n\n" + stamp,
+            "resources": resources_table(compiled, ["talking_heads_tc", "talking_heads"])
+            + "\n\n"
+            + stamp,
             "mix": mix_table(th_funcs) + "\n\n" + stamp,
             "loops": loop_table(th_funcs) + "\n\n" + stamp,
-            "perf-model": perf_model_table(compiled) + "\n\n" + stamp.replace(
-                "Generated by", "Predicted, not measured. Generated by"),
+            "perf-model": perf_model_table(compiled)
+            + "\n\n"
+            + stamp.replace("Generated by", "Predicted, not measured. Generated by"),
         },
         "class_attention": {
             "resources": resources_table(compiled, ["class_attention"]) + "\n\n" + stamp,
@@ -365,7 +437,9 @@ def replace_section(text: str, name: str, body: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help="rewrite the generated sections of the plugin READMEs")
+    ap.add_argument(
+        "--write", action="store_true", help="rewrite the generated sections of the plugin READMEs"
+    )
     args = ap.parse_args(argv)
     sections = generated_sections()
     for key, parts in sections.items():

@@ -1,4 +1,5 @@
 """NumPy reference of the fused-op contract (docs/architecture.md, "fused operators"), in float64."""
+
 import numpy as np
 
 
@@ -8,7 +9,7 @@ def talking_heads(qkv, num_heads, scale, pre_weight, pre_bias, post_weight, post
     B, N, C3 = qkv.shape
     H = num_heads
     d = C3 // 3 // H
-    x = qkv.reshape(B, N, 3, H, d).transpose(2, 0, 3, 1, 4)        # (3, B, H, N, d)
+    x = qkv.reshape(B, N, 3, H, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, N, d)
     q, k, v = x[0], x[1], x[2]
     s = scale * np.einsum("bhid,bhjd->bhij", q, k)
     W1 = np.asarray(pre_weight, np.float64).reshape(H, H)
@@ -18,7 +19,7 @@ def talking_heads(qkv, num_heads, scale, pre_weight, pre_bias, post_weight, post
     p = np.exp(s)
     p /= p.sum(axis=-1, keepdims=True)
     p = np.einsum("oh,bhij->boij", W2, p) + np.asarray(post_bias, np.float64)[None, :, None, None]
-    o = np.einsum("bhij,bhjd->bhid", p, v)                         # (B, H, N, d)
+    o = np.einsum("bhij,bhjd->bhid", p, v)  # (B, H, N, d)
     return o.transpose(0, 2, 1, 3).reshape(B, N, H * d)
 
 

@@ -1,6 +1,7 @@
 """scripts/bench_attention_gpu.py on a machine without a GPU: its PyTorch baseline computes the
 fused op's contract (so that the GPU ratios compare like with like), and without CUDA the script
 says so in one line and exits 2."""
+
 import importlib.util
 
 import numpy as np
@@ -13,7 +14,9 @@ torch = pytest.importorskip("torch", reason="torch is part of the test extras")
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_attention_gpu", ROOT / "scripts" / "bench_attention_gpu.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_attention_gpu", ROOT / "scripts" / "bench_attention_gpu.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -26,7 +29,7 @@ def test_unfused_baseline_is_the_contract(H, N):
     qkv = rng.standard_normal((B, N, 3 * H * d))
     w1, w2 = (rng.standard_normal((H, H)) for _ in range(2))
     b1, b2 = (rng.standard_normal(H) for _ in range(2))
-    scale = d ** -0.5
+    scale = d**-0.5
     t = [torch.from_numpy(x) for x in (qkv, w1, b1, w2, b2)]
     got = _script().unfused_talking_heads(*t, scale, H).numpy()
     ref = reference.talking_heads(qkv, H, scale, w1.ravel(), b1, w2.ravel(), b2)

@@ -5,6 +5,7 @@ plugins/talkingHeadsAttentionPlugin/talkingHeadsTensorCore.cu, builds the emulat
 and runs a small shape: the relative error must exceed the fp16 tolerance (or the output must be
 non-finite). This is what makes "the emulated tests pass" mean something for the fragment layouts.
 """
+
 import ctypes
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -21,14 +22,21 @@ MUTATIONS = {
     # B fragment of P'V: keys 2t and 2t+1 exchanged.
     "v-keys": ("lowHalves(w[v][0], w[v][1])", "lowHalves(w[v][1], w[v][0])"),
     # A fragment of Q K^T: the two channel pairs of a row exchanged (K keeps the documented order).
-    "q-channels": ("qa[s][half] = v.x;\n            qa[s][2 + half] = v.y;",
-                   "qa[s][half] = v.y;\n            qa[s][2 + half] = v.x;"),
+    "q-channels": (
+        "qa[s][half] = v.x;\n            qa[s][2 + half] = v.y;",
+        "qa[s][half] = v.y;\n            qa[s][2 + half] = v.x;",
+    ),
     # B fragment of the post-mix (ldmatrix.trans): the matrices of input heads 0-7 and 8-15 exchanged
     # with those of keys 0-7 and 8-15.
-    "postmix-matrices": ("int32_t const k = (mat & 1) * 8 + (th.lane & 7);",
-                         "int32_t const k = (mat >> 1) * 8 + (th.lane & 7);"),
+    "postmix-matrices": (
+        "int32_t const k = (mat & 1) * 8 + (th.lane & 7);",
+        "int32_t const k = (mat >> 1) * 8 + (th.lane & 7);",
+    ),
     # D fragment of P'V: the even and odd n-tiles' channels exchanged in the store.
-    "out-channels": ("packHalf2(ev[2 * half], od[2 * half])", "packHalf2(od[2 * half], ev[2 * half])"),
+    "out-channels": (
+        "packHalf2(ev[2 * half], od[2 * half])",
+        "packHalf2(od[2 * half], ev[2 * half])",
+    ),
 }
 
 
@@ -47,26 +55,60 @@ def mutants(tmp_path_factory):
         assert text.count(old) == 1, f"mutation {name!r} no longer matches the kernel source"
         path.write_text(text.replace(old, new))
         lib = root / name / "libmutant.so"
-        emulation.run(["g++", "-std=c++17", "-O1", "-DCAIT_EMULATION", "-fPIC", "-shared", f"-I{src}",
-                       "-isystem", str(cuda), str(src / "capi/kernelsCApi.cpp"), "-o", str(lib)])
+        emulation.run(
+            [
+                "g++",
+                "-std=c++17",
+                "-O1",
+                "-DCAIT_EMULATION",
+                "-fPIC",
+                "-shared",
+                f"-I{src}",
+                "-isystem",
+                str(cuda),
+                str(src / "capi/kernelsCApi.cpp"),
+                "-o",
+                str(lib),
+            ]
+        )
         return name, emulation.declare(ctypes.CDLL(str(lib)))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(build, MUTATIONS))
 
 
-@pytest.mark.parametrize("variant", [emulation.TC_ONE_PASS, emulation.TC_TWO_PASS], ids=["one-pass", "two-pass"])
+@pytest.mark.parametrize(
+    "variant", [emulation.TC_ONE_PASS, emulation.TC_TWO_PASS], ids=["one-pass", "two-pass"]
+)
 @pytest.mark.parametrize("name", list(MUTATIONS))
 def test_misplaced_fragment_element_fails(mutants, name, variant):
     rng = np.random.default_rng(3)
     B, H, N, d = 1, 8, 45, 48
     qkv = rng.standard_normal((B, N, 3 * H * d)).astype(np.float16)
-    scale = np.float32(d ** -0.5)
+    scale = np.float32(d**-0.5)
     w1, b1, w2, b2 = (np.ascontiguousarray(m) for m in _mixing(rng, H))
     out = np.full((B, N, H * d), np.nan, np.float16)
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
-    rc = mutants[name].cait_talking_heads(DTYPE_CODE[np.float16], B, N, H, d, scale, ptr(w1), ptr(b1), ptr(w2),
-                                          ptr(b2), ptr(qkv), ptr(out), 227 * 1024, 132, 90, variant, 16, None)
+    rc = mutants[name].cait_talking_heads(
+        DTYPE_CODE[np.float16],
+        B,
+        N,
+        H,
+        d,
+        scale,
+        ptr(w1),
+        ptr(b1),
+        ptr(w2),
+        ptr(b2),
+        ptr(qkv),
+        ptr(out),
+        227 * 1024,
+        132,
+        90,
+        variant,
+        16,
+        None,
+    )
     assert rc == 0
     ref = reference.talking_heads(qkv, H, scale, w1, b1, w2, b2)
     err = _rel_err(out, ref) if np.isfinite(out).all() else float("inf")

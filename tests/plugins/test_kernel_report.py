@@ -5,6 +5,7 @@ nvcc and cuobjdump (the nvidia-cuda-cuobjdump / nvidia-cuda-nvdisasm wheels of t
 are part of CI, so their absence fails rather than skips. One nvcc per kernel file covers all six
 architectures (~40 s on 2 cores for the three files).
 """
+
 import re
 import shutil
 
@@ -23,14 +24,20 @@ def compiled():
 @pytest.fixture(scope="module")
 def functions(compiled):
     if kr.find_cuobjdump() is None:
-        pytest.fail("cuobjdump not found: `pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm` (test extras)")
+        pytest.fail(
+            "cuobjdump not found: `pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm` (test extras)"
+        )
     return {key: c.functions() for key, c in compiled.items()}
 
 
 EXPECTED = {
     "talking_heads": {f"{v} {d}" for v in ("full-row", "streaming") for d in ("fp16", "fp32")},
-    "talking_heads_tc": {f"tensor core H={h} T={t} {p}" for h in (4, 6, 8, 16) for t in (1, 2)
-                         for p in ("1-pass", "2-pass")},
+    "talking_heads_tc": {
+        f"tensor core H={h} T={t} {p}"
+        for h in (4, 6, 8, 16)
+        for t in (1, 2)
+        for p in ("1-pass", "2-pass")
+    },
     "class_attention": {"class attention fp16", "class attention fp32"},
 }
 
@@ -39,13 +46,19 @@ def test_every_kernel_and_arch_reported(compiled):
     for key, c in compiled.items():
         seen = {(kr.kernel_label(r["kernel"]), r["arch"]) for r in c.records}
         archs = [a for a in kr.ARCHS if a >= 80] if key == "talking_heads_tc" else kr.ARCHS
-        assert seen == {(k, a) for k in EXPECTED[key] for a in archs}, f"{key}: {sorted(seen)}\n{c.log}"
+        assert seen == {(k, a) for k in EXPECTED[key] for a in archs}, (
+            f"{key}: {sorted(seen)}\n{c.log}"
+        )
         assert all(r["registers"] is not None for r in c.records), c.log
 
 
 def test_no_register_spills(compiled):
-    spills = [(key, r["kernel"], r["arch"], r["spill_stores"], r["spill_loads"])
-              for key, c in compiled.items() for r in c.records if r["spill_stores"] or r["spill_loads"] or r["stack"]]
+    spills = [
+        (key, r["kernel"], r["arch"], r["spill_stores"], r["spill_loads"])
+        for key, c in compiled.items()
+        for r in c.records
+        if r["spill_stores"] or r["spill_loads"] or r["stack"]
+    ]
     assert not spills, f"register spills or stack (key, kernel, arch, store B, load B): {spills}"
 
 
@@ -56,7 +69,9 @@ def test_register_budgets(compiled):
         for r in c.records:
             label = kr.kernel_label(r["kernel"])
             need = 1 if key == "talking_heads_tc" else 2
-            got = kr.blocks_per_sm_by_registers(r["registers"], kr.threads_of(key, label), r["arch"])
+            got = kr.blocks_per_sm_by_registers(
+                r["registers"], kr.threads_of(key, label), r["arch"]
+            )
             assert got >= need, (label, r)
 
 
@@ -68,9 +83,15 @@ def test_tensor_core_kernels_use_tensor_cores(functions, arch):
     assert {kr.kernel_label(f.name) for f in tc} == EXPECTED["talking_heads_tc"]
     for f in tc:
         mix = f.mix()
-        assert mix["HMMA"] > 0 and mix["LDSM"] > 0 and mix["MUFU"] > 0, (kr.kernel_label(f.name), dict(mix))
-        assert all(i.op.startswith("HMMA.16816.F32") or i.op.startswith("HMMA.1688.F32")
-                   for i in f.instrs if i.family == "HMMA"), "fp16 inputs, fp32 accumulators only"
+        assert mix["HMMA"] > 0 and mix["LDSM"] > 0 and mix["MUFU"] > 0, (
+            kr.kernel_label(f.name),
+            dict(mix),
+        )
+        assert all(
+            i.op.startswith("HMMA.16816.F32") or i.op.startswith("HMMA.1688.F32")
+            for i in f.instrs
+            if i.family == "HMMA"
+        ), "fp16 inputs, fp32 accumulators only"
     for f in functions["talking_heads"]:
         if f.arch == arch:
             assert f.mix()["HMMA"] == 0, kr.kernel_label(f.name)
@@ -80,7 +101,7 @@ def test_loops_are_found(functions):
     """The loop table reads loops from backward branches: the one-pass kernel with two row tiles
     has its chunk loop, a post-mix loop per mix-group slot and the P'V loop."""
     f = next(f for f in functions["talking_heads_tc"] if f.arch == 90 and "ILi16ELi2ELb1" in f.name)
-    loops = [(a, b) for a, b in f.loops() if any(i.family == "HMMA" for i in f.instrs[a:b + 1])]
+    loops = [(a, b) for a, b in f.loops() if any(i.family == "HMMA" for i in f.instrs[a : b + 1])]
     assert len(loops) == 4, loops  # chunk loop, post-mix per group slot (2), P'V
     sizes = [last - first + 1 for first, last in loops]
     assert max(sizes) < len(f.instrs) / 2, "a loop spans most of the kernel: EXIT filtering broke"
@@ -95,8 +116,11 @@ def test_readme_tables_are_current(compiled, emulated_kernels):
         text = kr.README[key].read_text()
         stamp = re.search(r"with nvcc (\d+\.\d+)", text)
         if stamp is None or stamp.group(1) != version:
-            pytest.skip(f"{kr.README[key].name} was generated with nvcc {stamp and stamp.group(1)}, this is {version}")
+            pytest.skip(
+                f"{kr.README[key].name} was generated with nvcc {stamp and stamp.group(1)}, this is {version}"
+            )
         for name, body in parts.items():
             assert kr.replace_section(text, name, body) == text, (
                 f"{kr.README[key].relative_to(kr.ROOT)} section {name!r} is stale: "
-                "run `python -m tests.plugins.kernel_report --write`")
+                "run `python -m tests.plugins.kernel_report --write`"
+            )

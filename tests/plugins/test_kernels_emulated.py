@@ -4,6 +4,7 @@ the NumPy reference of the fused-op contract (tests/plugins/reference.py).
 Error measure: max |out - ref| / max |ref| (outputs of the post-mix change sign, so an element-wise
 relative error is meaningless near zero). Tolerances: fp32 1e-5, fp16 2e-3.
 """
+
 import ctypes
 
 import numpy as np
@@ -21,8 +22,15 @@ L4 = dict(smem=99 * 1024, sm_count=58, sm_version=89)
 T4 = dict(smem=64 * 1024, sm_count=40, sm_version=75)
 TC = (TC_ONE_PASS, TC_TWO_PASS)
 # The talking-heads shapes of the presets: (name, H, N); head size 48 everywhere.
-PRESET_SHAPES = [("xxs_224", 4, 196), ("xxs_384", 4, 576), ("xs_384", 6, 576), ("s_224", 8, 196),
-                 ("s_384", 8, 576), ("m_384", 16, 576), ("m_448", 16, 784)]
+PRESET_SHAPES = [
+    ("xxs_224", 4, 196),
+    ("xxs_384", 4, 576),
+    ("xs_384", 6, 576),
+    ("s_224", 8, 196),
+    ("s_384", 8, 576),
+    ("m_384", 16, 576),
+    ("m_448", 16, 784),
+]
 
 
 def _ptr(a):
@@ -47,9 +55,26 @@ def run_talking_heads(lib, qkv, H, scale, mix, *, device=H200, variant=AUTO, row
     if out is None:
         out = np.full((B, N, H * d), np.nan, qkv.dtype)
     w1, b1, w2, b2 = (np.ascontiguousarray(m, np.float32) for m in mix)
-    rc = lib.cait_talking_heads(DTYPE_CODE[qkv.dtype.type], B, N, H, d, scale, _ptr(w1), _ptr(b1), _ptr(w2),
-                                _ptr(b2), _ptr(qkv), _ptr(out), device["smem"], device["sm_count"],
-                                device["sm_version"], variant, rows, None)
+    rc = lib.cait_talking_heads(
+        DTYPE_CODE[qkv.dtype.type],
+        B,
+        N,
+        H,
+        d,
+        scale,
+        _ptr(w1),
+        _ptr(b1),
+        _ptr(w2),
+        _ptr(b2),
+        _ptr(qkv),
+        _ptr(out),
+        device["smem"],
+        device["sm_count"],
+        device["sm_version"],
+        variant,
+        rows,
+        None,
+    )
     assert rc == 0, f"launch failed with cudaError {rc}"
     return out
 
@@ -57,16 +82,19 @@ def run_talking_heads(lib, qkv, H, scale, mix, *, device=H200, variant=AUTO, row
 def _check(lib, dtype, B, H, N, d, *, seed, scale_inputs=1.0, **launch):
     rng = np.random.default_rng(seed)
     qkv = (scale_inputs * rng.standard_normal((B, N, 3 * H * d))).astype(dtype)
-    scale = np.float32(d ** -0.5)
+    scale = np.float32(d**-0.5)
     mix = _mixing(rng, H)
     out = run_talking_heads(lib, qkv, H, scale, mix, **launch)
-    assert np.isfinite(out).all(), "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
+    assert np.isfinite(out).all(), (
+        "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
+    )
     err = _rel_err(out, reference.talking_heads(qkv, H, scale, *mix))
     assert err <= TOL[dtype], f"relative error {err:.3g} > {TOL[dtype]}"
     return err
 
 
 # ---- CUDA-core kernels (fp32 I/O, sm_75, shapes the tensor-core kernel is not built for) --------
+
 
 def _th_smem(rows, H, N, d):
     return 4 * (rows * H * N + rows * d + 2 * (H * H + H))
@@ -84,45 +112,82 @@ TH_STREAM_CASES = [(4, 37, 8, 16, 8), (6, 29, 8, 16, 16), (16, 27, 8, 16, 8), (8
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["fp32", "fp16"])
-@pytest.mark.parametrize("H,N,d,rows", TH_CASES, ids=[f"H{c[0]}-N{c[1]}-d{c[2]}-r{c[3]}" for c in TH_CASES])
+@pytest.mark.parametrize(
+    "H,N,d,rows", TH_CASES, ids=[f"H{c[0]}-N{c[1]}-d{c[2]}-r{c[3]}" for c in TH_CASES]
+)
 def test_full_row_matches_reference(emulated_kernels, dtype, H, N, d, rows):
     smem = _th_smem(rows, H, N, d)
     assert emulated_kernels.cait_talking_heads_rows(H, N, d, smem) == rows
     device = dict(T4, smem=smem)
-    assert plan(emulated_kernels, 2, H, N, d, **device, variant=FULL_ROW)[:4] == (FULL_ROW, rows, 0, smem)
+    assert plan(emulated_kernels, 2, H, N, d, **device, variant=FULL_ROW)[:4] == (
+        FULL_ROW,
+        rows,
+        0,
+        smem,
+    )
     _check(emulated_kernels, dtype, 2, H, N, d, seed=1000 * H + N, device=device, variant=FULL_ROW)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["fp32", "fp16"])
-@pytest.mark.parametrize("H,N,d,rows,chunk", TH_STREAM_CASES,
-                         ids=[f"H{c[0]}-N{c[1]}-d{c[2]}-r{c[3]}-k{c[4]}" for c in TH_STREAM_CASES])
+@pytest.mark.parametrize(
+    "H,N,d,rows,chunk",
+    TH_STREAM_CASES,
+    ids=[f"H{c[0]}-N{c[1]}-d{c[2]}-r{c[3]}-k{c[4]}" for c in TH_STREAM_CASES],
+)
 def test_streaming_matches_reference(emulated_kernels, dtype, H, N, d, rows, chunk):
     smem = _stream_smem(rows, chunk, H, d)
     device = dict(T4, smem=smem)
-    assert plan(emulated_kernels, 2, H, N, d, **device, variant=STREAMING)[:4] == (STREAMING, rows, chunk, smem)
+    assert plan(emulated_kernels, 2, H, N, d, **device, variant=STREAMING)[:4] == (
+        STREAMING,
+        rows,
+        chunk,
+        smem,
+    )
     _check(emulated_kernels, dtype, 2, H, N, d, seed=2000 * H + N, device=device, variant=STREAMING)
 
 
 def test_cuda_core_plan_without_tensor_cores(emulated_kernels):
     """163 KiB per block, sm_75-class planning: full rows while >= 11 rows fit, else streaming."""
-    for H, N, expected in [(4, 196, FULL_ROW), (8, 196, FULL_ROW), (4, 576, FULL_ROW), (8, 576, STREAMING),
-                           (16, 576, STREAMING), (16, 784, STREAMING)]:
-        variant, rows, _, smem, _ = plan(emulated_kernels, 8, H, N, 48, smem=163 * 1024, sm_version=75)
+    for H, N, expected in [
+        (4, 196, FULL_ROW),
+        (8, 196, FULL_ROW),
+        (4, 576, FULL_ROW),
+        (8, 576, STREAMING),
+        (16, 576, STREAMING),
+        (16, 784, STREAMING),
+    ]:
+        variant, rows, _, smem, _ = plan(
+            emulated_kernels, 8, H, N, 48, smem=163 * 1024, sm_version=75
+        )
         assert variant == expected and rows >= 1 and smem <= 163 * 1024, (H, N)
 
 
 def test_cuda_core_scores_beyond_fp16_exp_range(emulated_kernels):
     """Scores around ±40: exp() of them overflows fp16 (max 65504 = e^11.09)."""
     for variant in (FULL_ROW, STREAMING):
-        _check(emulated_kernels, np.float16, 2, 4, 33, 16, seed=7, scale_inputs=4.0, variant=variant,
-               device=dict(T4, smem=160 * 1024))
+        _check(
+            emulated_kernels,
+            np.float16,
+            2,
+            4,
+            33,
+            16,
+            seed=7,
+            scale_inputs=4.0,
+            variant=variant,
+            device=dict(T4, smem=160 * 1024),
+        )
 
 
 def test_shapes_that_do_not_fit_are_rejected(emulated_kernels):
     H, N, d = 16, 784, 48
-    assert emulated_kernels.cait_talking_heads_rows(H, N, d, 163 * 1024) == 3  # full rows of m_48_448 on Orin
+    assert (
+        emulated_kernels.cait_talking_heads_rows(H, N, d, 163 * 1024) == 3
+    )  # full rows of m_48_448 on Orin
     assert emulated_kernels.cait_talking_heads_rows(H, N, d, 48 * 1024) == 0
-    tiny = dict(T4, smem=2 * 1024)  # neither one full score row nor one streaming row of C = 768 fits
+    tiny = dict(
+        T4, smem=2 * 1024
+    )  # neither one full score row nor one streaming row of C = 768 fits
     assert plan(emulated_kernels, 1, H, N, d, fp16=False, **tiny)[1] == 0
     qkv = np.zeros((1, N, 3 * H * d), np.float32)
     mix = [np.zeros(H * H, np.float32), np.zeros(H, np.float32)] * 2
@@ -131,6 +196,7 @@ def test_shapes_that_do_not_fit_are_rejected(emulated_kernels):
 
 
 # ---- tensor-core kernel -----------------------------------------------------------------------
+
 
 def _tc_rows(lib, H, N, variant, device=H200):
     """Row tile of a forced variant at batch 32 (the planner's choice without the small-grid rule)."""
@@ -143,13 +209,32 @@ def test_tensor_core_every_preset_shape(emulated_kernels, name, H, N, variant):
     """Each preset's attention shape, at the row tile the H200 planner gives the variant."""
     rows = _tc_rows(emulated_kernels, H, N, variant)
     assert rows >= 1, f"{name}: no tile of this variant fits 227 KiB"
-    _check(emulated_kernels, np.float16, 2 if N <= 196 else 1, H, N, 48, seed=N + H, variant=variant, rows=rows)
+    _check(
+        emulated_kernels,
+        np.float16,
+        2 if N <= 196 else 1,
+        H,
+        N,
+        48,
+        seed=N + H,
+        variant=variant,
+        rows=rows,
+    )
 
 
 # (H, N, rows): N a multiple of neither the 32-key chunk nor the 16-key step; row blocks that are
 # not whole mix groups or tiles, one and two 16-row tiles; the padded head axis of H = 6.
-TC_RAGGED = [(4, 37, 16), (4, 70, 29), (6, 29, 7), (6, 70, 25), (8, 45, 5), (8, 45, 32), (16, 40, 9),
-             (16, 70, 20), (16, 17, 16)]
+TC_RAGGED = [
+    (4, 37, 16),
+    (4, 70, 29),
+    (6, 29, 7),
+    (6, 70, 25),
+    (8, 45, 5),
+    (8, 45, 32),
+    (16, 40, 9),
+    (16, 70, 20),
+    (16, 17, 16),
+]
 
 
 @pytest.mark.parametrize("variant", TC, ids=["one-pass", "two-pass"])
@@ -178,7 +263,7 @@ def test_tensor_core_scores_beyond_fp16_exp_range(emulated_kernels, H, variant):
     B, N, d = 2, 45, 48
     qkv = (4.0 * rng.standard_normal((B, N, 3 * H * d))).astype(np.float16)
     x = qkv.reshape(B, N, 3, H, d).astype(np.float64)
-    raw = d ** -0.5 * np.einsum("bihd,bjhd->bhij", x[:, :, 0], x[:, :, 1])
+    raw = d**-0.5 * np.einsum("bihd,bjhd->bhij", x[:, :, 0], x[:, :, 1])
     with np.errstate(over="ignore"):
         assert np.isinf(np.exp(raw.astype(np.float16))).any(), "inputs do not stress fp16 softmax"
     _check(emulated_kernels, np.float16, B, H, N, d, seed=7, scale_inputs=4.0, variant=variant)
@@ -187,13 +272,26 @@ def test_tensor_core_scores_beyond_fp16_exp_range(emulated_kernels, H, variant):
 def test_tensor_core_plan_per_preset(emulated_kernels):
     """One pass wherever a block of >= 12 rows fits, else two passes over blocks of up to 32 rows;
     every fp16 preset shape runs on tensor cores from sm_80 on."""
-    two_pass = {"H200": {"m_384", "m_448"}, "Orin": {"m_384", "m_448"}, "L4": {"xs_384", "s_384", "m_384", "m_448"}}
+    two_pass = {
+        "H200": {"m_384", "m_448"},
+        "Orin": {"m_384", "m_448"},
+        "L4": {"xs_384", "s_384", "m_384", "m_448"},
+    }
     for dev_name, device in [("H200", H200), ("Orin", ORIN), ("L4", L4)]:
         for name, H, N in PRESET_SHAPES:
             variant, rows, _, smem, threads = plan(emulated_kernels, 32, H, N, 48, **device)
-            assert variant == (TC_TWO_PASS if name in two_pass[dev_name] else TC_ONE_PASS), (name, dev_name)
-            assert 12 <= rows <= 32 and smem <= device["smem"] and threads == 32 * H, (name, dev_name, rows)
-            assert rows <= 16 or rows >= 24, "a second mma tile is used only when at least half full"
+            assert variant == (TC_TWO_PASS if name in two_pass[dev_name] else TC_ONE_PASS), (
+                name,
+                dev_name,
+            )
+            assert 12 <= rows <= 32 and smem <= device["smem"] and threads == 32 * H, (
+                name,
+                dev_name,
+                rows,
+            )
+            assert rows <= 16 or rows >= 24, (
+                "a second mma tile is used only when at least half full"
+            )
 
 
 def test_small_grids_get_one_tile_per_block(emulated_kernels):
@@ -220,7 +318,7 @@ def test_misaligned_tensors_use_the_scalar_kernel(emulated_kernels):
     qkv = storage[1:].reshape(B, N, 3 * H * d)  # 2 bytes past an 8-byte boundary
     assert qkv.ctypes.data % 8 != 0
     mix = _mixing(rng, H)
-    scale = np.float32(d ** -0.5)
+    scale = np.float32(d**-0.5)
     out = run_talking_heads(emulated_kernels, qkv, H, scale, mix)
     assert _rel_err(out, reference.talking_heads(qkv, H, scale, *mix)) <= TOL[np.float16]
     with pytest.raises(AssertionError, match="launch failed"):
@@ -236,11 +334,24 @@ def test_empty_batch_is_a_no_op(emulated_kernels):
 
 # ---- class attention ----------------------------------------------------------------------------
 
+
 def run_class_attention(lib, q, k, v, H, scale, smem=48 * 1024):
     B, T, C = k.shape
     out = np.full((B, 1, C), np.nan, q.dtype)
-    rc = lib.cait_class_attention(DTYPE_CODE[q.dtype.type], B, T, H, C // H, scale, _ptr(q), _ptr(k),
-                                  _ptr(v), _ptr(out), smem, None)
+    rc = lib.cait_class_attention(
+        DTYPE_CODE[q.dtype.type],
+        B,
+        T,
+        H,
+        C // H,
+        scale,
+        _ptr(q),
+        _ptr(k),
+        _ptr(v),
+        _ptr(out),
+        smem,
+        None,
+    )
     assert rc == 0, f"launch failed with cudaError {rc}"
     return out
 
@@ -257,10 +368,12 @@ def test_class_attention_matches_reference(emulated_kernels, dtype, H, T, d):
     q = rng.standard_normal((B, 1, C)).astype(dtype)
     k = rng.standard_normal((B, T, C)).astype(dtype)
     v = rng.standard_normal((B, T, C)).astype(dtype)
-    scale = np.float32(d ** -0.5)
+    scale = np.float32(d**-0.5)
     out = run_class_attention(emulated_kernels, q, k, v, H, scale)
     ref = reference.class_attention(q, k, v, H, scale)
-    assert np.isfinite(out).all(), "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
+    assert np.isfinite(out).all(), (
+        "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
+    )
     err = _rel_err(out, ref)
     assert err <= TOL[dtype], f"relative error {err:.3g} > {TOL[dtype]}"
 
@@ -271,9 +384,12 @@ def test_class_attention_fp16_scores_beyond_fp16_exp_range(emulated_kernels):
     q = (6.0 * rng.standard_normal((B, 1, H * d))).astype(np.float16)
     k = (6.0 * rng.standard_normal((B, T, H * d))).astype(np.float16)
     v = rng.standard_normal((B, T, H * d)).astype(np.float16)
-    scale = np.float32(d ** -0.5)
-    raw = scale * np.einsum("bihd,bjhd->bhij", q.reshape(B, 1, H, d).astype(np.float64),
-                            k.reshape(B, T, H, d).astype(np.float64))
+    scale = np.float32(d**-0.5)
+    raw = scale * np.einsum(
+        "bihd,bjhd->bhij",
+        q.reshape(B, 1, H, d).astype(np.float64),
+        k.reshape(B, T, H, d).astype(np.float64),
+    )
     with np.errstate(over="ignore"):
         assert np.isinf(np.exp(raw.astype(np.float16))).any()
     out = run_class_attention(emulated_kernels, q, k, v, H, scale)

@@ -3,6 +3,7 @@ the host: creators' validation, serialization round trip, type/format negotiatio
 through the emulated kernels (plugins/emulation/pluginHostTest.cpp stubs libnvinfer's two entry
 points and three CUDA runtime calls). Skips only when no TensorRT headers are found.
 """
+
 import hashlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -12,25 +13,55 @@ import pytest
 from .conftest import ROOT, find_cuda_include, find_tensorrt_include
 
 PLUGINS = ROOT / "plugins"
-GLUE = ["common/pluginUtils.cpp", "talkingHeadsAttentionPlugin/talkingHeadsAttentionPlugin.cpp",
-        "classAttentionPlugin/classAttentionPlugin.cpp", "emulation/pluginHostTest.cpp"]
+GLUE = [
+    "common/pluginUtils.cpp",
+    "talkingHeadsAttentionPlugin/talkingHeadsAttentionPlugin.cpp",
+    "classAttentionPlugin/classAttentionPlugin.cpp",
+    "emulation/pluginHostTest.cpp",
+]
 
 
 @pytest.fixture(scope="module")
 def host_test_binary():
     trt = find_tensorrt_include()
     if trt is None:
-        pytest.skip("TensorRT headers not found (set TENSORRT_ROOT or TENSORRT_INCLUDE_DIR, or pip install "
-                    "tensorrt): the plugin glue was NOT compiled")
+        pytest.skip(
+            "TensorRT headers not found (set TENSORRT_ROOT or TENSORRT_INCLUDE_DIR, or pip install "
+            "tensorrt): the plugin glue was NOT compiled"
+        )
     cuda = find_cuda_include()
     assert cuda is not None, "cuda_fp16.h not found (CUDA toolkit headers are part of CI)"
     out = ROOT / "build" / "plugins-glue-host" / hashlib.sha1(str(trt).encode()).hexdigest()[:10]
     out.mkdir(parents=True, exist_ok=True)
     common = ["g++", "-std=c++17", f"-I{PLUGINS}", "-isystem", str(cuda)]
-    jobs = [common + ["-O1", "-Wall", "-Wextra", "-Werror", "-isystem", str(trt), "-c", str(PLUGINS / src),
-                      "-o", str(out / (src.replace("/", "_") + ".o"))] for src in GLUE]
-    jobs.append(common + ["-O2", "-DCAIT_EMULATION", "-Wno-unknown-pragmas", "-c",
-                          str(PLUGINS / "capi/kernelsCApi.cpp"), "-o", str(out / "kernelsCApi.o")])
+    jobs = [
+        common
+        + [
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-isystem",
+            str(trt),
+            "-c",
+            str(PLUGINS / src),
+            "-o",
+            str(out / (src.replace("/", "_") + ".o")),
+        ]
+        for src in GLUE
+    ]
+    jobs.append(
+        common
+        + [
+            "-O2",
+            "-DCAIT_EMULATION",
+            "-Wno-unknown-pragmas",
+            "-c",
+            str(PLUGINS / "capi/kernelsCApi.cpp"),
+            "-o",
+            str(out / "kernelsCApi.o"),
+        ]
+    )
 
     def run(cmd):
         return subprocess.run(cmd, capture_output=True, text=True)

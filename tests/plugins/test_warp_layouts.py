@@ -3,6 +3,7 @@ layouts (tests/plugins/warp_layouts.py). The emulation implements them from the 
 kernel tests can only catch a kernel whose layout assumptions differ from the emulation's, so the
 emulation itself is pinned here to a second, independent source.
 """
+
 import numpy as np
 
 from . import warp_layouts
@@ -14,6 +15,7 @@ def _mma_probe(lib):
         rc = lib.cait_probe_mma(k, a.ctypes.data, b.ctypes.data, d.ctypes.data, None)
         assert rc == 0
         return d
+
     return run
 
 
@@ -24,6 +26,7 @@ def _ldmatrix_probe(lib):
         rc = lib.cait_probe_ldmatrix(m.ctypes.data, trans, out.ctypes.data, None)
         assert rc == 0
         return out
+
     return run
 
 
@@ -32,7 +35,10 @@ def test_emulated_mma_matches_cutlass_layouts(emulated_kernels):
 
 
 def test_emulated_ldmatrix_feeds_mma_fragments(emulated_kernels):
-    assert warp_layouts.check_ldmatrix(_ldmatrix_probe(emulated_kernels), np.random.default_rng(1)) == []
+    assert (
+        warp_layouts.check_ldmatrix(_ldmatrix_probe(emulated_kernels), np.random.default_rng(1))
+        == []
+    )
 
 
 def test_a_wrong_layout_is_detected(emulated_kernels):
@@ -43,4 +49,5 @@ def test_a_wrong_layout_is_detected(emulated_kernels):
         a = a.copy()
         a[[0, 1]] = a[[1, 0]]
         return probe(k, a, b, c)
+
     assert warp_layouts.check_mma(swapped, np.random.default_rng(0))

@@ -14,6 +14,7 @@ This is an independent statement of what plugins/common/cudaEmu.h implements fro
 text; tests/plugins/test_warp_layouts.py checks the emulation against it, and
 scripts/bench_attention_gpu.py checks a GPU against it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,10 @@ def _coords(shape_t, stride_t, shape_v, stride_v):
 
 
 LAYOUTS = {
-    16: dict(A=_coords((4, 8), (32, 1), (2, 2, 2), (16, 8, 128)), B=_coords((4, 8), (16, 1), (2, 2), (8, 64))),
+    16: dict(
+        A=_coords((4, 8), (32, 1), (2, 2, 2), (16, 8, 128)),
+        B=_coords((4, 8), (16, 1), (2, 2), (8, 64)),
+    ),
     8: dict(A=_coords((4, 8), (32, 1), (2, 2), (16, 8)), B=_coords((4, 8), (16, 1), (2,), (8,))),
 }
 C_LAYOUT = _coords((4, 8), (32, 1), (2, 2), (16, 8))
@@ -53,11 +57,11 @@ def fragments(a: np.ndarray, b: np.ndarray, c: np.ndarray, k: int):
     regs_b = np.zeros((32, 2), np.uint32)
     regs_c = np.zeros((32, 4), np.float32)
     for lane in range(32):
-        va = [a[i % 16, i // 16] for i in LAYOUTS[k]["A"][lane]]        # column-major (m, k)
-        vb = [b[i // 8, i % 8] for i in LAYOUTS[k]["B"][lane]]          # (n, k) with n fastest
+        va = [a[i % 16, i // 16] for i in LAYOUTS[k]["A"][lane]]  # column-major (m, k)
+        vb = [b[i // 8, i % 8] for i in LAYOUTS[k]["B"][lane]]  # (n, k) with n fastest
         ra, rb = _pack(np.array(va)), _pack(np.array(vb))
-        regs_a[lane, :len(ra)] = ra
-        regs_b[lane, :len(rb)] = rb
+        regs_a[lane, : len(ra)] = ra
+        regs_b[lane, : len(rb)] = rb
         regs_c[lane] = [c[i % 16, i // 16] for i in C_LAYOUT[lane]]
     return regs_a, regs_b, regs_c
 
@@ -82,7 +86,7 @@ def check_mma(run_probe, rng) -> list[str]:
     D = A B + C for both shapes (empty when the layouts agree)."""
     problems = []
     for k in (16, 8):
-        a = rng.integers(-8, 8, (16, k)).astype(np.float16) / 4       # exact in fp16 and in fp32 sums
+        a = rng.integers(-8, 8, (16, k)).astype(np.float16) / 4  # exact in fp16 and in fp32 sums
         b = rng.integers(-8, 8, (k, 8)).astype(np.float16) / 4
         c = rng.integers(-8, 8, (16, 8)).astype(np.float32)
         d = accumulators_to_matrix(run_probe(k, *fragments(a, b, c, k)))
@@ -102,7 +106,7 @@ def check_ldmatrix(run_probe, rng) -> list[str]:
     rows = np.zeros((32, 8), np.float16)
     for lane in range(32):
         mat, r = divmod(lane, 8)
-        rows[lane] = tile[(mat & 1) * 8 + r, (mat >> 1) * 8:(mat >> 1) * 8 + 8]
+        rows[lane] = tile[(mat & 1) * 8 + r, (mat >> 1) * 8 : (mat >> 1) * 8 + 8]
     got = run_probe(rows, 0)
     want_a, _, _ = fragments(tile, np.zeros((16, 8), np.float16), np.zeros((16, 8), np.float32), 16)
     if not np.array_equal(got, want_a):
@@ -111,12 +115,18 @@ def check_ldmatrix(run_probe, rng) -> list[str]:
     kn = (rng.integers(-64, 64, (16, 16)) / 8).astype(np.float16)
     for lane in range(32):
         mat, r = divmod(lane, 8)
-        rows[lane] = kn[(mat & 1) * 8 + r, (mat >> 1) * 8:(mat >> 1) * 8 + 8]
+        rows[lane] = kn[(mat & 1) * 8 + r, (mat >> 1) * 8 : (mat >> 1) * 8 + 8]
     got = run_probe(rows, 1)
     for nt in range(2):
-        _, want_b, _ = fragments(np.zeros((16, 16), np.float16), kn[:, nt * 8:nt * 8 + 8],
-                                 np.zeros((16, 8), np.float32), 16)
-        if not np.array_equal(got[:, 2 * nt:2 * nt + 2], want_b):
-            problems.append(f"ldmatrix.x4.trans: registers {2 * nt}, {2 * nt + 1} differ from the B fragment "
-                            f"of n-tile {nt}")
+        _, want_b, _ = fragments(
+            np.zeros((16, 16), np.float16),
+            kn[:, nt * 8 : nt * 8 + 8],
+            np.zeros((16, 8), np.float32),
+            16,
+        )
+        if not np.array_equal(got[:, 2 * nt : 2 * nt + 2], want_b):
+            problems.append(
+                f"ldmatrix.x4.trans: registers {2 * nt}, {2 * nt + 1} differ from the B fragment "
+                f"of n-tile {nt}"
+            )
     return problems

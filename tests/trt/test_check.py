@@ -1,10 +1,11 @@
 """Static TensorRT compatibility check (pipeline/trt/check.py) on models built with onnx.helper."""
+
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
 from pipeline.trt.check import check_onnx
-from tests.trt.conftest import talking_heads_model, tiny_classifier
+from tests.support.graphs import talking_heads_model, tiny_classifier
 
 
 def codes(problems, severity="error"):
@@ -23,9 +24,12 @@ def test_plugin_node_with_every_field_passes():
 def hann_model():
     # HannWindow (opset 17): "N" in the 10.1/10.3 table, "Y" from 10.16 on.
     node = helper.make_node("HannWindow", ["size"], ["win"], name="hann")
-    graph = helper.make_graph([node], "w",
-                              [helper.make_tensor_value_info("size", TensorProto.INT64, [])],
-                              [helper.make_tensor_value_info("win", TensorProto.FLOAT, [None])])
+    graph = helper.make_graph(
+        [node],
+        "w",
+        [helper.make_tensor_value_info("size", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("win", TensorProto.FLOAT, [None])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -45,8 +49,9 @@ def test_plugin_node_missing_an_attribute():
 def test_plugin_node_missing_version_and_namespace():
     problems = check_onnx(talking_heads_model(missing=("plugin_version", "plugin_namespace")))
     assert sorted(codes(problems)) == ["plugin-attr", "plugin-attr"]
-    assert {"plugin_version", "plugin_namespace"} <= {w for p in problems for w in
-                                                      p.message.split()}
+    assert {"plugin_version", "plugin_namespace"} <= {
+        w for p in problems for w in p.message.split()
+    }
 
 
 def test_plugin_field_type():
@@ -119,9 +124,11 @@ def test_int8_zero_point_of_quantizelinear_is_a_legal_use():
     # the same tensor feeding anything else would still warn.
     import numpy as np
     from onnx import numpy_helper
+
     model = tiny_classifier()
-    model.graph.initializer.extend([numpy_helper.from_array(np.float32(0.1), "qs"),
-                                    numpy_helper.from_array(np.int8(0), "qz")])
+    model.graph.initializer.extend(
+        [numpy_helper.from_array(np.float32(0.1), "qs"), numpy_helper.from_array(np.int8(0), "qz")]
+    )
     model.graph.node.append(helper.make_node("QuantizeLinear", ["logits", "qs", "qz"], ["q"]))
     model.graph.node.append(helper.make_node("DequantizeLinear", ["q", "qs", "qz"], ["dq"]))
     assert codes(check_onnx(model), "warning") == []
@@ -131,8 +138,9 @@ def test_int8_zero_point_of_quantizelinear_is_a_legal_use():
 
 def test_unknown_custom_op():
     model = tiny_classifier()
-    model.graph.node.append(helper.make_node("Mystery", ["logits"], ["m"], domain="my.ops",
-                                             name="mystery"))
+    model.graph.node.append(
+        helper.make_node("Mystery", ["logits"], ["m"], domain="my.ops", name="mystery")
+    )
     assert codes(check_onnx(model)) == ["unknown-op"]
 
 

@@ -5,6 +5,7 @@ The JSON files below are written by this test in the schema trtexec documents
 JSON for --exportLayerInfo). They are NOT captured trtexec output; layer names follow TensorRT's
 conventions (ONNX node names, "a + b" for fusions, "{ForeignNode[first...last]}" for Myelin).
 """
+
 import json
 
 import onnx
@@ -21,41 +22,72 @@ def toy_cait(depth=2, plugins=True):
     def add(op, name):
         n.append(helper.make_node(op, [], [name + "_out"], name=name))
 
-    add("Conv", "patch_conv"); add("Reshape", "patch_flat"); add("Add", "pos_add")
+    add("Conv", "patch_conv")
+    add("Reshape", "patch_flat")
+    add("Add", "pos_add")
     for i in range(depth):
-        add("LayerNormalization", f"b{i}_ln1"); add("MatMul", f"b{i}_qkv")
+        add("LayerNormalization", f"b{i}_ln1")
+        add("MatMul", f"b{i}_qkv")
         if plugins:
             add("CaitTalkingHeadsAttention", f"b{i}_th")
         else:
-            add("MatMul", f"b{i}_scores"); add("MatMul", f"b{i}_premix")
-            add("Softmax", f"b{i}_softmax"); add("MatMul", f"b{i}_postmix")
+            add("MatMul", f"b{i}_scores")
+            add("MatMul", f"b{i}_premix")
+            add("Softmax", f"b{i}_softmax")
+            add("MatMul", f"b{i}_postmix")
             add("MatMul", f"b{i}_pv")
-        add("MatMul", f"b{i}_proj"); add("Add", f"b{i}_res1")
-        add("LayerNormalization", f"b{i}_ln2"); add("MatMul", f"b{i}_fc1")
-        add("Erf", f"b{i}_gelu"); add("MatMul", f"b{i}_fc2"); add("Add", f"b{i}_res2")
+        add("MatMul", f"b{i}_proj")
+        add("Add", f"b{i}_res1")
+        add("LayerNormalization", f"b{i}_ln2")
+        add("MatMul", f"b{i}_fc1")
+        add("Erf", f"b{i}_gelu")
+        add("MatMul", f"b{i}_fc2")
+        add("Add", f"b{i}_res2")
     for j in range(2):
-        add("LayerNormalization", f"c{j}_ln1"); add("MatMul", f"c{j}_q")
+        add("LayerNormalization", f"c{j}_ln1")
+        add("MatMul", f"c{j}_q")
         if plugins:
             add("CaitClassAttention", f"c{j}_ca")
         else:
             add("Softmax", f"c{j}_softmax")
-        add("Add", f"c{j}_res1"); add("LayerNormalization", f"c{j}_ln2")
-        add("MatMul", f"c{j}_fc1"); add("MatMul", f"c{j}_fc2"); add("Add", f"c{j}_res2")
-    add("LayerNormalization", "final_norm"); add("Gather", "cls_pick"); add("MatMul", "head_fc")
+        add("Add", f"c{j}_res1")
+        add("LayerNormalization", f"c{j}_ln2")
+        add("MatMul", f"c{j}_fc1")
+        add("MatMul", f"c{j}_fc2")
+        add("Add", f"c{j}_res2")
+    add("LayerNormalization", "final_norm")
+    add("Gather", "cls_pick")
+    add("MatMul", "head_fc")
     return helper.make_model(helper.make_graph(n, "toy", [], []))
 
 
 def write_exports(folder, layers):
     """layers: [(name, averageMs, layer-info dict or None)] → the three JSON files."""
     profile = [{"count": 100}] + [
-        {"name": name, "timeMs": ms * 100, "averageMs": ms, "medianMs": ms,
-         "percentage": 0.0} for name, ms, _ in layers]
-    info = {"Layers": [dict(Name=name, **(extra or {})) for name, _, extra in layers],
-            "Bindings": ["input", "logits"]}
-    times = [{"startEnqMs": i, "endEnqMs": i + 0.1, "startH2dMs": 0, "endH2dMs": 0,
-              "startComputeMs": i, "endComputeMs": i + 1 + i / 100, "startD2hMs": 0,
-              "endD2hMs": 0, "h2dMs": 0, "computeMs": 1 + i / 100, "d2hMs": 0,
-              "latencyMs": 1 + i / 100} for i in range(101)]
+        {"name": name, "timeMs": ms * 100, "averageMs": ms, "medianMs": ms, "percentage": 0.0}
+        for name, ms, _ in layers
+    ]
+    info = {
+        "Layers": [dict(Name=name, **(extra or {})) for name, _, extra in layers],
+        "Bindings": ["input", "logits"],
+    }
+    times = [
+        {
+            "startEnqMs": i,
+            "endEnqMs": i + 0.1,
+            "startH2dMs": 0,
+            "endH2dMs": 0,
+            "startComputeMs": i,
+            "endComputeMs": i + 1 + i / 100,
+            "startD2hMs": 0,
+            "endD2hMs": 0,
+            "h2dMs": 0,
+            "computeMs": 1 + i / 100,
+            "d2hMs": 0,
+            "latencyMs": 1 + i / 100,
+        }
+        for i in range(101)
+    ]
     for fname, data in (("profile.json", profile), ("layers.json", info), ("times.json", times)):
         (folder / fname).write_text(json.dumps(data))
 
@@ -97,38 +129,61 @@ def test_node_kinds_of_the_plugin_free_fallback():
 
 def test_grouping_with_onnx(tmp_path):
     write_exports(tmp_path, PLUGIN_LAYERS)
-    g = prof.group_layers(prof.load_json(tmp_path / "profile.json"),
-                          prof.load_json(tmp_path / "layers.json"), toy_cait(depth=2))
+    g = prof.group_layers(
+        prof.load_json(tmp_path / "profile.json"),
+        prof.load_json(tmp_path / "layers.json"),
+        toy_cait(depth=2),
+    )
     ms = {k: round(v["ms"], 6) for k, v in g["groups"].items()}
-    assert ms == {"patch_embed": 0.12, "talking_heads": 0.67, "class_attention": 0.10,
-                  "mlp": 0.58, "layernorm": 0.06, "head": 0.02, "reformat": 0.01,
-                  "mixed": 1.00}
-    assert g["plugins"] == pytest.approx({"CaitTalkingHeadsAttention": 0.40,
-                                          "CaitClassAttention": 0.10})
+    assert ms == {
+        "patch_embed": 0.12,
+        "talking_heads": 0.67,
+        "class_attention": 0.10,
+        "mlp": 0.58,
+        "layernorm": 0.06,
+        "head": 0.02,
+        "reformat": 0.01,
+        "mixed": 1.00,
+    }
+    assert g["plugins"] == pytest.approx(
+        {"CaitTalkingHeadsAttention": 0.40, "CaitClassAttention": 0.10}
+    )
     assert g["total_ms"] == pytest.approx(2.56)
     assert sum(v["percent"] for v in g["groups"].values()) == pytest.approx(100.0)
 
 
 def test_grouping_by_names_without_onnx(tmp_path):
-    layers = [("/patch_embed/proj/Conv", 0.1, None),
-              ("/blocks.0/norm1/LayerNormalization", 0.2, None),
-              ("/blocks.0/mlp/fc1/MatMul + /blocks.0/mlp/act/Erf", 0.3, None),
-              ("CaitTalkingHeadsAttention_0", 0.4, None),
-              ("/head/MatMul", 0.5, None), ("mystery_op", 0.6, None)]
+    layers = [
+        ("/patch_embed/proj/Conv", 0.1, None),
+        ("/blocks.0/norm1/LayerNormalization", 0.2, None),
+        ("/blocks.0/mlp/fc1/MatMul + /blocks.0/mlp/act/Erf", 0.3, None),
+        ("CaitTalkingHeadsAttention_0", 0.4, None),
+        ("/head/MatMul", 0.5, None),
+        ("mystery_op", 0.6, None),
+    ]
     write_exports(tmp_path, layers)
     g = prof.group_layers(prof.load_json(tmp_path / "profile.json"))
     assert {k: round(v["ms"], 6) for k, v in g["groups"].items()} == {
-        "patch_embed": 0.1, "layernorm": 0.2, "mlp": 0.3, "talking_heads": 0.4, "head": 0.5,
-        "other": 0.6}
+        "patch_embed": 0.1,
+        "layernorm": 0.2,
+        "mlp": 0.3,
+        "talking_heads": 0.4,
+        "head": 0.5,
+        "other": 0.6,
+    }
 
 
 def test_summary_images_per_second_and_percentiles(tmp_path):
     write_exports(tmp_path, PLUGIN_LAYERS)
     log = "[I] Throughput: 41.25 qps\n[I] Latency: min = 20 ms"
-    s = prof.summarize(batch=32, qps=prof.parse_qps(log),
-                       times=prof.load_json(tmp_path / "times.json"),
-                       profile=prof.load_json(tmp_path / "profile.json"),
-                       layer_info=prof.load_json(tmp_path / "layers.json"), model=toy_cait())
+    s = prof.summarize(
+        batch=32,
+        qps=prof.parse_qps(log),
+        times=prof.load_json(tmp_path / "times.json"),
+        profile=prof.load_json(tmp_path / "profile.json"),
+        layer_info=prof.load_json(tmp_path / "layers.json"),
+        model=toy_cait(),
+    )
     assert s["images_per_s"] == pytest.approx(41.25 * 32)
     c = s["gpu_compute_ms"]
     assert c["p50"] == pytest.approx(1.5) and c["p99"] == pytest.approx(1.99)
@@ -143,8 +198,15 @@ def test_profile_cli_from_exports(cli, tmp_path):
     write_exports(out, PLUGIN_LAYERS)
     (out / "trtexec.log").write_text("[I] Throughput: 10 qps\n")
     onnx.save(toy_cait(), str(tmp_path / "model.fused.onnx"))
-    r = cli("profile", tmp_path / "model.engine", "--batch", "8", "--from-exports",
-            "--onnx", tmp_path / "model.fused.onnx")
+    r = cli(
+        "profile",
+        tmp_path / "model.engine",
+        "--batch",
+        "8",
+        "--from-exports",
+        "--onnx",
+        tmp_path / "model.fused.onnx",
+    )
     assert r.returncode == 0, r.stderr
     assert "80.0 images/s" in r.stdout
     summary = json.loads((out / "summary.json").read_text())

@@ -1,4 +1,5 @@
 """trtexec command lines for 10.x vs 11.x (facts in pipeline/trt/versions.py)."""
+
 import pytest
 
 from pipeline.errors import UserError
@@ -10,14 +11,26 @@ BENCH = ["--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--separateProf
 
 
 def _build(target, **kw):
-    return build_command("model.fp16.onnx", "model.fp16.engine", target=target, input_name="x",
-                         input_shape=(3, 224, 224), **kw)
+    return build_command(
+        "model.fp16.onnx",
+        "model.fp16.engine",
+        target=target,
+        input_name="x",
+        input_shape=(3, 224, 224),
+        **kw,
+    )
 
 
 def _profile(target):
-    return profile_command("model.engine", target=target, input_name="x",
-                           input_shape=(3, 224, 224), batch=32, export_dir="out",
-                           plugins="libcait_trt_plugins.so")
+    return profile_command(
+        "model.engine",
+        target=target,
+        input_name="x",
+        input_shape=(3, 224, 224),
+        batch=32,
+        export_dir="out",
+        plugins="libcait_trt_plugins.so",
+    )
 
 
 def test_strongly_typed_flag_only_on_10x():
@@ -33,8 +46,14 @@ def test_no_precision_flags_ever(target):
 
 
 def test_build_line_profile_workspace_and_plugins():
-    args = _build("10.3", batch=(1, 8, 32), workspace="2G", opt_level=5, plugins="lib.so",
-                  timing_cache="t.cache")
+    args = _build(
+        "10.3",
+        batch=(1, 8, 32),
+        workspace="2G",
+        opt_level=5,
+        plugins="lib.so",
+        timing_cache="t.cache",
+    )
     assert "--minShapes=x:1x3x224x224" in args
     assert "--optShapes=x:8x3x224x224" in args
     assert "--maxShapes=x:32x3x224x224" in args
@@ -58,10 +77,18 @@ def test_benchmark_flags_like_for_like():
         assert any(a.startswith("--exportTimes=") for a in args)
 
 
-@pytest.mark.parametrize("given, target", [("10.3", "10.3"), ("10.3.0.30", "10.3"),
-                                           ("10.8", "10.3"), ("10.16.1", "10.16"),
-                                           ("11.x", "11.x"), ("11.1.0.106", "11.x"),
-                                           ("11", "11.x")])
+@pytest.mark.parametrize(
+    "given, target",
+    [
+        ("10.3", "10.3"),
+        ("10.3.0.30", "10.3"),
+        ("10.8", "10.3"),
+        ("10.16.1", "10.16"),
+        ("11.x", "11.x"),
+        ("11.1.0.106", "11.x"),
+        ("11", "11.x"),
+    ],
+)
 def test_normalize_target(given, target):
     assert versions.normalize_target(given) == target
 

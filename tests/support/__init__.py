@@ -1,0 +1,1 @@
+"""Test support: synthetic image folders, the digits dataset, timm without torchvision."""
