@@ -14,6 +14,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from pipeline.cli import main
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None,
     reason="TensorRT is installed: build makes a real engine here",
@@ -256,16 +258,26 @@ def _calib_folder(tmp_path, kind):
         ),
     ],
 )
-def test_build_bad_input_fails_before_any_stage(tmp_path, cli, argv, needle):
+def test_build_bad_input_fails_before_any_stage(tmp_path, capfd, argv, needle):
     """One `error:` line, exit 2, no traceback, and nothing written: every input is checked before
-    the first stage (export and fuse used to run ~15 s and leave model.onnx behind)."""
+    the first stage (export and fuse used to run ~15 s and leave model.onnx behind). In-process
+    (the CLI's main, as `python -m pipeline` runs it): a subprocess per case would cost seconds."""
     kinds = ("missing", "empty", "file", "broken")
     argv = [str(_calib_folder(tmp_path, a[1:-1])) if a[1:-1] in kinds else a for a in argv]
-    r = cli("build", "--model", "cait_xxs_24", "--depth", "1", *argv, "--out", tmp_path / "o")
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert r.returncode == 2 and len(errors) == 1 and needle in errors[0], r.stderr[-2000:]
-    assert "Traceback" not in r.stderr and "build [" not in r.stderr  # no stage started
+    code = main(
+        ["build", "--model", "cait_xxs_24", "--depth", "1", *argv, "--out", str(tmp_path / "o")]
+    )
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and needle in errors[0], err[-2000:]
+    assert "Traceback" not in err and "build [" not in err  # no stage started
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_input_through_python_m_pipeline(tmp_path, cli):
+    r = cli("build", "--model", "cait_xxs_24", "--int8", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.startswith("error: --int8 needs --calib-data")
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
 
 
 def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
