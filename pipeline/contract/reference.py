@@ -3,8 +3,8 @@
 One code path serves three uses:
 - `attach_reference_functions(model)`: the *verification copy* — each fused op gets its
   decomposition as an ONNX local function (attribute references for num_heads, scale, the
-  mixing weights), so ONNX Runtime can run the fused graph on the CPU. The precision engineer
-  calls it on fp16/int8 copies: every constant in the bodies goes through `CastLike` to the
+  mixing weights), so ONNX Runtime can run the fused graph on the CPU. The precision stages
+  call it on fp16/int8 copies: every constant in the bodies goes through `CastLike` to the
   op's input, so the bodies are dtype-generic (onnxconverter-common leaves function constants
   fp32, and ONNX Runtime then refuses the model).
 - `inline_reference(model)`: the plugin-free fallback (`--attention onnx`) is the same functions
