@@ -40,6 +40,7 @@ CALIB_CACHE = "calib.json"
 FUSION_REPORT = "fusion_report.json"
 PARITY_JSON, PARITY_MD, PARITY_PNG = "parity.json", "parity.md", "parity.png"
 PADDLE_DIR = "paddle"
+CANDIDATES = "candidates"  # attention variants of a model, their engines and timings
 ROOT = Path("engines")
 
 
@@ -71,6 +72,14 @@ def engine_path(onnx_path, out_dir) -> Path:
 def script_path(onnx_path, out_dir) -> Path:
     """model.fp16.onnx → <out_dir>/model.fp16.build_engine.sh."""
     return Path(out_dir) / (Path(onnx_path).name.removesuffix(".onnx") + ".build_engine.sh")
+
+
+def candidate_path(model_path, name: str, suffix: str = ".onnx") -> Path:
+    """model.fp16.onnx, "onnx" → <dir>/candidates/model.fp16.onnx.onnx: one attention variant
+    (and, with suffix ".engine" / ".times.json", its engine and timings)."""
+    model_path = Path(model_path)
+    stem = model_path.name.removesuffix(".onnx").removesuffix(".engine")
+    return model_path.parent / CANDIDATES / f"{stem}.{name}{suffix}"
 
 
 def present_stages(out_dir) -> list[tuple[str, Path | None]]:

@@ -52,6 +52,7 @@ COMMANDS = {
     "profile": (
         "profile an engine with trtexec: images/s, GPU time percentiles, time per CaiT block kind"
     ),
+    "choose": "keep the fastest candidate engine measured on the target (used by the target script)",
 }
 
 

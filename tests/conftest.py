@@ -10,7 +10,6 @@ Full-size presets are opt-in (CAIT_FULL=1); GPU tests skip with a reason.
 - `classifier_path`: a toy ONNX classifier (tests/support/graphs.py).
 """
 
-import logging
 import os
 import subprocess
 import sys
@@ -116,7 +115,6 @@ def xxs1(tmp_path_factory):
     from pipeline.stages.export import export
     from tests.support.synthetic import write_synthetic_imagenet
 
-    logging.getLogger("pipeline").setLevel(logging.WARNING)
     root = tmp_path_factory.mktemp("xxs1")
     preset = get_preset("cait_xxs_24", depth=1)
     out = root / "art"

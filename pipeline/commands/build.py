@@ -1,5 +1,10 @@
 """`build`: the whole pipeline for one preset — export → fuse (+verify) → precision → parity →
-compatibility check → engine (or, without TensorRT, a ready script for the target).
+attention variants → compatibility check → engine (or, without TensorRT, a ready script for the
+target).
+
+`--attention auto` (the default) leaves plugin-or-ONNX per fused op to a measurement: the
+variants step writes every candidate model, and the engine step builds and times them on a
+TensorRT host, or writes the target script that does, and keeps the fastest.
 
 Every input is validated before the first stage runs (a bad calibration folder fails in a
 second, not after export), the steps are a table, and the closing summary says what was written
@@ -13,7 +18,7 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.artifacts import EXPORTED, FP16, FUSED, INT8, MANIFEST, PARITY_MD
+from pipeline.artifacts import CANDIDATES, EXPORTED, FP16, FUSED, INT8, MANIFEST, PARITY_MD
 from pipeline.commands.common import (
     add_engine_args,
     add_model_args,
@@ -21,15 +26,17 @@ from pipeline.commands.common import (
     out_dir_from_args,
     preset_from_args,
 )
+from pipeline.contract import PLUGIN_OPS
 from pipeline.data import ImageFolderDataset
 from pipeline.errors import UserError
 from pipeline.presets import Preset
-from pipeline.stages.engine import engine_stage
+from pipeline.stages.engine import engine_choice_stage, engine_stage
 from pipeline.stages.export import export, validate_opset
 from pipeline.stages.fuse import fuse
 from pipeline.stages.parity import parity_ladder
 from pipeline.stages.precision import to_fp16
 from pipeline.stages.quantize import calibration_set, to_int8
+from pipeline.stages.variants import candidates, describe, parse_attention, variants_stage
 from pipeline.trt.check import check_onnx
 from pipeline.trt.settings import EngineSettings
 from pipeline.weights import checkpoint_path
@@ -42,10 +49,12 @@ def add_arguments(p):
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13–20 (default 17)")
     p.add_argument(
         "--attention",
-        choices=["plugin", "onnx"],
-        default="plugin",
-        help="fused attention as TensorRT plugin nodes (default) or plain ONNX "
-        "(plugin-free fast path)",
+        default="auto",
+        metavar="MODE",
+        help="per fused op, TensorRT plugin or plain ONNX: auto (default: build both where "
+        "TensorRT is, time them at the opt batch and keep the faster; never a plugin slower "
+        "than its plugin-free twin), plugin, onnx, or per op th=plugin,ca=auto "
+        "(th: talking heads, ca: class attention; an op not named is auto)",
     )
     g = p.add_argument_group("precision")
     g.add_argument("--fp16", action="store_true", help="write model.fp16.onnx (mixed precision)")
@@ -87,7 +96,14 @@ class Build:
     preset: Preset
     out: Path
     engine: EngineSettings
+    attention: dict  # fused op → "plugin" | "onnx" | "auto"
     summary: dict = dataclasses.field(default_factory=dict)
+    lowered: frozenset = frozenset()  # fused ops the fused model holds as plain ONNX
+    variants: dict = dataclasses.field(default_factory=dict)  # model → [(Candidate, path)]
+
+    @property
+    def candidates(self) -> list:
+        return candidates(self.attention, self.lowered)
 
     @property
     def engine_onnxs(self) -> list[Path]:
@@ -102,6 +118,7 @@ def validate(args) -> Build:
     """Every check that needs no stage, so that bad input fails before anything is written."""
     validate_opset(args.opset)
     settings = engine_settings(args)  # --batch, --trt
+    attention = parse_attention(args.attention)
     preset = preset_from_args(args)
     if args.weights:
         checkpoint_path(args.weights)
@@ -127,7 +144,7 @@ def validate(args) -> Build:
             f"--plugins {args.plugins}: no such file (build it with CMake, target cait_trt_plugins)"
         )
     out = out_dir_from_args(args, preset, "int8" if args.int8 else "fp16" if args.fp16 else "fp32")
-    return Build(args, preset, out, settings)
+    return Build(args, preset, out, settings, attention)
 
 
 def _export(b: Build) -> None:
@@ -139,11 +156,12 @@ def _fuse(b: Build) -> None:
     rec = fuse(
         b.out / EXPORTED,
         b.out / FUSED,
-        attention=b.args.attention,
+        attention=b.attention,
         verify=True,
         expect_blocks=b.preset.depth,
     )
     b.summary["fused"] = f"{rec.path} ({_fuse_line(rec)})"
+    b.lowered = frozenset(rec.get("lowered", ()))
 
 
 def _fp16(b: Build) -> None:
@@ -175,10 +193,28 @@ def _parity(b: Build) -> None:
     b.summary["parity"] = f"{b.out / PARITY_MD} ({_parity_line(rec)})"
 
 
+def _variants(b: Build) -> None:
+    """Every candidate of each model TensorRT gets, when `auto` leaves a choice."""
+    cands = b.candidates
+    for onnx_path in b.engine_onnxs:
+        if len(cands) == 1:
+            b.variants[onnx_path] = [(cands[0], onnx_path)]
+            continue
+        rec = variants_stage(onnx_path, cands, kept_plugins=PLUGIN_OPS - b.lowered)
+        b.variants[onnx_path] = [(c, rec.outputs[c.name]) for c in cands]
+    if len(cands) > 1:
+        b.summary["attention"] = (
+            f"{describe(b.attention)}: {len(cands)} candidates "
+            f"({', '.join(c.name for c in cands)}) per model, in "
+            f"{b.out / CANDIDATES}/"
+        )
+
+
 def _check(b: Build) -> None:
     warned = 0
     target = b.engine.target
-    for onnx_path in b.engine_onnxs:
+    models = [p for cands in b.variants.values() for _, p in cands] or b.engine_onnxs
+    for onnx_path in models:
         problems = check_onnx(onnx_path, trt=target)
         errors = [p for p in problems if p.severity == "error"]
         if errors:
@@ -187,13 +223,27 @@ def _check(b: Build) -> None:
                 + "; ".join(str(p) for p in errors[:3])
             )
         warned += len(problems) - len(errors)
-    b.summary["check"] = f"TensorRT {target}: ok for {len(b.engine_onnxs)} model(s)" + (
+    b.summary["check"] = f"TensorRT {target}: ok for {len(models)} model(s)" + (
         f" ({warned} warnings)" if warned else ""
     )
 
 
 def _engine(b: Build) -> None:
     for onnx_path in b.engine_onnxs:
+        key = f"engine {onnx_path.stem.removeprefix('model.')}"
+        cands = b.variants.get(onnx_path) or [(b.candidates[0], onnx_path)]
+        if len(cands) > 1:
+            rec = engine_choice_stage(
+                onnx_path,
+                cands,
+                b.out,
+                plugins=b.args.plugins,
+                settings=b.engine,
+                require_engine=b.args.require_engine,
+                attention=describe(b.attention),
+            )
+            b.summary[key] = _choice_line(rec)
+            continue
         rec = engine_stage(
             onnx_path,
             b.out,
@@ -201,9 +251,20 @@ def _engine(b: Build) -> None:
             settings=b.engine,
             require_engine=b.args.require_engine,
         )
-        b.summary[f"engine {onnx_path.stem.removeprefix('model.')}"] = (
+        b.summary[key] = (
             rec["engine"] if rec["status"] == "built" else f"skipped (no TensorRT): {rec['script']}"
         )
+
+
+def _choice_line(rec) -> str:
+    if rec["status"] == "pending":
+        return (
+            f"skipped ({rec['reason']}): {rec['script']} builds and times "
+            f"{len(rec['candidates'])} candidates on the target and keeps the fastest"
+        )
+    c = rec["choice"]
+    times = ", ".join(f"{r['candidate']} {r['median_ms']:.3f} ms" for r in c["candidates"])
+    return f"{rec['engine']}: kept {c['winner']} ({times})"
 
 
 # (name, step, when): the order is the pipeline's.
@@ -213,6 +274,7 @@ STEPS = [
     ("fp16", _fp16, lambda a: a.fp16),
     ("int8", _int8, lambda a: a.int8),
     ("parity", _parity, lambda a: True),
+    ("variants", _variants, lambda a: True),
     ("check", _check, lambda a: True),
     ("engine", _engine, lambda a: True),
 ]

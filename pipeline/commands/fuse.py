@@ -18,9 +18,11 @@ def add_arguments(p):
     )
     p.add_argument(
         "--attention",
-        choices=("plugin", "onnx"),
         default="plugin",
-        help="plugin: TensorRT plugin nodes (default); onnx: plugin-free fast path",
+        metavar="MODE",
+        help="plugin: TensorRT plugin nodes (default); onnx: plugin-free fast path; per op: "
+        "th=plugin,ca=onnx (th: talking heads, ca: class attention); auto: plugin nodes where "
+        "the plugin can run them",
     )
     p.add_argument(
         "--expect-blocks",

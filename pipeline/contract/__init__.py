@@ -7,6 +7,7 @@ C++ creators are tested against it.
 """
 
 from pipeline.contract.specs import (
+    BY_SHORT,
     CLASS_ATTENTION,
     CLASS_BLOCKS,
     DOMAIN,
@@ -24,6 +25,7 @@ from pipeline.contract.specs import (
 )
 
 __all__ = [
+    "BY_SHORT",
     "CLASS_ATTENTION",
     "CLASS_BLOCKS",
     "DOMAIN",

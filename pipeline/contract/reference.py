@@ -3,8 +3,8 @@
 One code path serves three uses:
 - `attach_reference_functions(model)`: the *verification copy* — each fused op gets its
   decomposition as an ONNX local function (attribute references for num_heads, scale, the
-  mixing weights), so ONNX Runtime can run the fused graph on the CPU. The precision engineer
-  calls it on fp16/int8 copies: every constant in the bodies goes through `CastLike` to the
+  mixing weights), so ONNX Runtime can run the fused graph on the CPU. The precision stages
+  call it on fp16/int8 copies: every constant in the bodies goes through `CastLike` to the
   op's input, so the bodies are dtype-generic (onnxconverter-common leaves function constants
   fp32, and ONNX Runtime then refuses the model).
 - `inline_reference(model)`: the plugin-free fallback (`--attention onnx`) is the same functions
@@ -140,13 +140,20 @@ def attach_reference_functions(model: onnx.ModelProto, dtype=None) -> onnx.Model
     """A copy of `model` whose fused nodes carry their decomposition as local functions.
 
     `dtype` is accepted for the precision stage's convenience and ignored: the bodies cast every
-    constant like the op's input, so one body serves fp32, fp16 and Q/DQ graphs.
+    constant like the op's input, so one body serves fp32, fp16 and Q/DQ graphs. The bodies
+    import the model's default-domain opset (17 for an export, 19 after Q/DQ): the checker and
+    ONNX Runtime want the two equal, and the ops they use mean the same from 17 to 19.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.functions[:]
     used = {n.op_type for n in out.graph.node if n.domain == DOMAIN}
     out.functions.extend(f for f in reference_functions() if f.name in used)
+    version = next((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), None)
+    for f in out.functions if version else ():
+        for o in f.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                o.version = version
     ensure_domain(out)
     return out
 
@@ -193,11 +200,4 @@ def runnable(model: onnx.ModelProto) -> onnx.ModelProto:
     (ORT refuses a custom op without a body); the model itself when it has no plugin nodes."""
     if not any(n.domain == DOMAIN for n in model.graph.node):
         return model
-    out = attach_reference_functions(model)
-    # Function bodies import the default domain at the exporter's opset; ORT wants them equal.
-    ver = next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx"))
-    for f in out.functions:
-        for o in f.opset_import:
-            if o.domain in ("", "ai.onnx"):
-                o.version = ver
-    return out
+    return attach_reference_functions(model)

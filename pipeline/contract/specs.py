@@ -81,6 +81,7 @@ class PluginSpec:
     fields: tuple
     inputs: tuple
     outputs: tuple
+    short: str  # what `--attention th=…,ca=…` calls the op
 
     def field_names(self) -> tuple:
         return tuple(f.name for f in self.fields)
@@ -101,6 +102,7 @@ SPECS = {
         ),
         inputs=("qkv",),
         outputs=("out",),
+        short="th",
     ),
     CLASS_ATTENTION: PluginSpec(
         name=CLASS_ATTENTION,
@@ -112,11 +114,13 @@ SPECS = {
         ),
         inputs=("q", "k", "v"),
         outputs=("out",),
+        short="ca",
     ),
 }
 
 
 PLUGIN_OPS = frozenset(SPECS)
+BY_SHORT = {spec.short: op for op, spec in SPECS.items()}
 _VERSION_STRINGS = ("plugin_version", "plugin_namespace")
 
 

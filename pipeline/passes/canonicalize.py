@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from pipeline.passes.match import const, new_const, producer, scalar
+from pipeline.passes.match import const, new_const, producer, scalar, shape_dims
 
 NAME = "canonicalize"
 
@@ -135,26 +135,11 @@ def _same_dim(a, b) -> bool:
 def _shape_dims(piece):
     """Dims of X that `piece` copies: Unsqueeze(Gather(Shape(X), i)) or Slice(Shape(X), a, b)."""
     unsq = producer(piece, "Unsqueeze")
-    g = producer(unsq.inputs[0], "Gather") if unsq is not None else None
-    if g is not None:
-        shp, idx = producer(g.inputs[0], "Shape"), const(g.inputs[1])
-        if shp is None or idx is None or idx.size != 1 or shp.inputs[0].shape is None:
-            return None
-        return [shp.inputs[0].shape[int(idx.reshape(()))]]
-    sl = producer(piece, "Slice")
-    shp = producer(sl.inputs[0], "Shape") if sl is not None else None
-    bounds = [const(t) for t in sl.inputs[1:]] if sl is not None else []
-    if (
-        shp is None
-        or shp.inputs[0].shape is None
-        or len(bounds) < 2
-        or any(b is None or b.size != 1 for b in bounds)
-        or (len(bounds) > 3 and bounds[3] != 1)
-    ):
-        return None
-    if len(bounds) > 2 and int(bounds[2].reshape(())) != 0:
-        return None
-    return list(shp.inputs[0].shape[int(bounds[0].reshape(())) : int(bounds[1].reshape(()))])
+    if unsq is not None:
+        found = shape_dims(producer(unsq.inputs[0], "Gather"))
+        return found[0] if found and len(found[0]) == 1 else None
+    found = shape_dims(producer(piece, "Slice"))
+    return found[0] if found else None
 
 
 def _reshape_shape(graph, node) -> bool:

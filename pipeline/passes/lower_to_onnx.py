@@ -8,6 +8,8 @@ class attention in single-query form. Ops not in `ctx.lower` stay plugin nodes.
 
 from __future__ import annotations
 
+import itertools
+
 import onnx
 import onnx_graphsurgeon as gs
 
@@ -25,9 +27,14 @@ def run(graph: gs.Graph, ctx) -> int:
     model = gs.export_onnx(graph)
     inlined = inline_reference(model, ops=ctx.lower)
     lowered = gs.import_onnx(onnx.shape_inference.infer_shapes(inlined, data_prop=True))
-    for i, node in enumerate(lowered.nodes):
-        if not node.name:  # the inliner leaves names empty; later passes derive names from them
-            node.name = f"{node.op}_lowered_{i}"
+    # The inliner leaves names empty; later passes derive names from them, and a graph lowered
+    # before (one op now, another later) already holds names of this form: keep them unique.
+    taken = {n.name for n in lowered.nodes if n.name}
+    serial = itertools.count()
+    for node in (n for n in lowered.nodes if not n.name):
+        while not node.name or node.name in taken:
+            node.name = f"{node.op}_lowered_{next(serial)}"
+        taken.add(node.name)
     sanitize.run(lowered, ctx)  # bake the attribute constants into initializers
     # Swap the graph's content in place: the runner exports `graph` after this pass.
     graph.nodes, graph.inputs, graph.outputs = lowered.nodes, lowered.inputs, lowered.outputs

@@ -144,3 +144,27 @@ def refresh_shapes(graph: gs.Graph) -> None:
     del model.graph.value_info[:]
     fresh = gs.import_onnx(onnx.shape_inference.infer_shapes(model, data_prop=True))
     graph.nodes, graph.inputs, graph.outputs = fresh.nodes, fresh.inputs, fresh.outputs
+
+
+def shape_dims(node) -> tuple[list, bool] | None:
+    """(dims, scalar) of X that `Gather(Shape(X), i)` or `Slice(Shape(X), a, b)` selects — ints,
+    or names where X's dims are symbolic — with `scalar` for a Gather of a 0-d index; None when
+    the structure does not hold (another producer, unknown shape, steps or axes other than 0/1)."""
+    if node is None or node.op not in ("Gather", "Slice") or not node.inputs:
+        return None
+    shp = producer(node.inputs[0], "Shape")
+    if shp is None or shp.attrs or shp.inputs[0].shape is None:
+        return None
+    dims = list(shp.inputs[0].shape)
+    if node.op == "Gather":
+        idx = const(node.inputs[1])
+        return None if idx is None else ([dims[int(i)] for i in idx.reshape(-1)], idx.ndim == 0)
+    bounds = [const(t) for t in node.inputs[1:]]
+    if (
+        len(bounds) < 2
+        or any(b is None or b.size != 1 for b in bounds)
+        or any(int(b.reshape(())) != v for b, v in zip(bounds[2:], (0, 1)))
+    ):
+        return None
+    start, end = (int(b.reshape(())) for b in bounds[:2])
+    return dims[start:end], False

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from pipeline.passes.match import const, new_const, refresh_shapes, reroute, scalar
+from pipeline.passes.match import const, new_const, refresh_shapes, reroute, scalar, shape_dims
 
 NAME = "sanitize"
 _FOLD_LIMIT = 64 << 20  # bytes: do not create folded constants larger than this
@@ -65,25 +65,8 @@ def _castlike(graph, node) -> bool:
 
 def _static_dims(node):
     """Gather(Shape(X), i) / Slice(Shape(X), a, b) whose selected dims of X are static → values."""
-    shp = node.inputs[0].inputs[0] if node.inputs[0].inputs else None
-    if shp is None or shp.op != "Shape" or shp.inputs[0].shape is None or shp.attrs:
-        return None
-    dims = list(shp.inputs[0].shape)
-    if node.op == "Gather":
-        idx = const(node.inputs[1])
-        picked = None if idx is None else [dims[int(i)] for i in idx.reshape(-1)]
-        if picked is not None and idx.ndim == 0:
-            return _ints(picked, scalar=True)
-        return _ints(picked)
-    bounds = [const(t) for t in node.inputs[1:]]
-    if (
-        len(bounds) < 2
-        or any(b is None or b.size != 1 for b in bounds)
-        or any(int(b.reshape(())) != v for b, v in zip(bounds[2:], (0, 1)))
-    ):
-        return None
-    start, end = (int(b.reshape(())) for b in bounds[:2])
-    return _ints(dims[slice(start, end)])
+    found = shape_dims(node)
+    return None if found is None else _ints(*found)
 
 
 def _ints(dims, scalar=False):

@@ -190,6 +190,41 @@ class TrtRunner:
         _check(cudart.cudaStreamSynchronize(self.stream))
         return y.astype(np.float32, copy=False)
 
+    def benchmark(self, batch: int, *, warmup: int = 50, iterations: int = 200) -> list[float]:
+        """Milliseconds per batch of `iterations` CUDA-graph replays at `batch`, after `warmup`
+        replays, with the input already on the device, timed with CUDA events: what trtexec
+        measures with --useCudaGraph --noDataTransfers (11.x's default), so that candidates
+        timed here and on the target compare like for like."""
+        cudart = self._cudart
+        shape = (batch, *self.engine.get_tensor_shape(self.input_name)[1:])
+        self.context.set_input_shape(self.input_name, shape)
+        out_shape = tuple(self.context.get_tensor_shape(self.output_name))
+        d_in = self._buffer(self.input_name, int(np.prod(shape)) * self.input_dtype.itemsize)
+        d_out = self._buffer(self.output_name, int(np.prod(out_shape)) * self.output_dtype.itemsize)
+        self.context.set_tensor_address(self.input_name, d_in)
+        self.context.set_tensor_address(self.output_name, d_out)
+        _check(
+            cudart.cudaMemsetAsync(
+                d_in, 0, int(np.prod(shape)) * self.input_dtype.itemsize, self.stream
+            )
+        )
+        graph = self.graphs.get((shape, d_in, d_out))
+        for _ in range(warmup):
+            _check(cudart.cudaGraphLaunch(graph, self.stream))
+        start, end = _check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())
+        try:
+            times = []
+            for _ in range(iterations):
+                _check(cudart.cudaEventRecord(start, self.stream))
+                _check(cudart.cudaGraphLaunch(graph, self.stream))
+                _check(cudart.cudaEventRecord(end, self.stream))
+                _check(cudart.cudaEventSynchronize(end))
+                times.append(float(_check(cudart.cudaEventElapsedTime(start, end))))
+            return times
+        finally:
+            cudart.cudaEventDestroy(start)
+            cudart.cudaEventDestroy(end)
+
     def __del__(self):
         cudart = getattr(self, "_cudart", None)
         if cudart is None:

@@ -5,9 +5,11 @@
 
 - `attention="plugin"`: `CaitTalkingHeadsAttention` / `CaitClassAttention` plugin nodes (the
   fused-op contract, `pipeline/contract`), no local functions in `dst`. `attention="onnx"`: the
-  plugin-free fast path (the same reference decomposition, inlined). A mapping {op: "plugin" |
-  "onnx"} chooses per fused op. A plugin node past the kernels' limits (more than 16 heads) is
-  refused with the fix (`--attention onnx`), before anything is written.
+  plugin-free fast path (the same reference decomposition, inlined). `"th=plugin,ca=onnx"` or a
+  mapping {op: mode} chooses per fused op; `auto` emits plugin nodes where the plugin can run
+  them (the engine stage then measures which to keep, `stages/variants.py`). An explicit plugin
+  node past the kernels' limits (more than 16 heads) is refused with the fix (`--attention
+  onnx`), before anything is written; under `auto` it becomes plain ONNX.
 - `expect_blocks`: the preset's depth L. When None, it is read from the export manifest beside
   `src` (stages.export.settings.preset.depth); failing that, the self-attention blocks are counted
   structurally (and the log says so). Fusing must yield exactly L talking-heads and 2
@@ -50,13 +52,13 @@ from pipeline.contract.reference import attach_reference_functions
 from pipeline.errors import UserError
 from pipeline.numerics import PARITY_BATCHES, PARITY_TOL, compare, sample_images
 from pipeline.onnx_io import image_input, load_onnx, ort_session
-from pipeline.passes import PassContext, passes_for, run_passes
+from pipeline.passes import PassContext, lower_to_onnx, passes_for, run_passes
 from pipeline.passes.report import graph_figures, markdown
+from pipeline.stages.variants import MODES, describe, parse_attention
 
 log = logging.getLogger(__name__)
 
 ATTENTION_TOL = 1e-4  # max |Δ| of a fused op's output relative to the output's max |value|
-ATTENTION_MODES = ("plugin", "onnx")
 
 
 # ---- reading and writing models --------------------------------------------------------------
@@ -186,17 +188,15 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-def lowered_ops(attention) -> frozenset:
-    """The fused ops to run as plain ONNX, from "plugin", "onnx" or {op: "plugin" | "onnx"}."""
+def attention_choice(attention) -> dict[str, str]:
+    """{op: "plugin" | "onnx" | "auto"} from a mode, `th=…,ca=…` or a mapping."""
     if isinstance(attention, str):
-        if attention not in ATTENTION_MODES:
-            raise UserError(f"--attention {attention!r}: use one of {', '.join(ATTENTION_MODES)}")
-        return PLUGIN_OPS if attention == "onnx" else frozenset()
+        return parse_attention(attention)
     unknown = set(attention) - PLUGIN_OPS
-    bad = {v for v in attention.values()} - set(ATTENTION_MODES)
+    bad = set(attention.values()) - set(MODES)
     if unknown or bad:
         raise UserError(f"--attention: unknown op(s) {sorted(unknown)} or mode(s) {sorted(bad)}")
-    return frozenset(op for op, mode in attention.items() if mode == "onnx")
+    return {op: attention.get(op, "auto") for op in sorted(PLUGIN_OPS)}
 
 
 def stage_name(lower: frozenset) -> str:
@@ -206,17 +206,34 @@ def stage_name(lower: frozenset) -> str:
     return "fuse_onnx" if lower == PLUGIN_OPS else "fuse_onnx[" + ",".join(sorted(lower)) + "]"
 
 
-def check_plugin_limits(model) -> None:
-    """Refuse plugin nodes this plugin build cannot run, naming the plain-ONNX way out."""
+def over_limit(model) -> dict[str, str]:
+    """{op: why} for plugin nodes this plugin build cannot run (e.g. more than 16 heads)."""
+    out = {}
     for node in model.graph.node:
-        if node.op_type not in PLUGIN_OPS:
-            continue
-        heads = next((a.i for a in node.attribute if a.name == "num_heads"), 0)
-        why = limit_violation(node.op_type, heads)
-        if why:
+        if node.op_type in PLUGIN_OPS:
+            heads = next((a.i for a in node.attribute if a.name == "num_heads"), 0)
+            why = limit_violation(node.op_type, heads)
+            if why:
+                out.setdefault(node.op_type, why)
+    return out
+
+
+def _within_limits(fused, choice, lower, rows):
+    """Refuse explicit plugin ops past the kernels' limits (naming the way out); lower `auto`
+    ones to plain ONNX. Returns (model, ops now plain ONNX)."""
+    limited = over_limit(fused)
+    for op, why in limited.items():
+        if choice[op] == "plugin":
             raise UserError(
                 f"{why}; fuse with --attention onnx to run it as plain ONNX (no plugin needed)"
             )
+    auto = frozenset(limited)
+    if not auto:
+        return fused, lower
+    log.info("fuse: %s as plain ONNX: %s", ", ".join(sorted(auto)), "; ".join(limited.values()))
+    fused, more = run_passes(fused, PassContext(lower=auto), passes=[lower_to_onnx])
+    rows += more
+    return fused, lower | auto
 
 
 def fuse(
@@ -233,14 +250,13 @@ def fuse(
     force: bool = False,
 ) -> StageRecord:
     """Stage: fuse `src` into `dst` (see the module docstring)."""
-    lower = lowered_ops(attention)
+    choice = attention_choice(attention)
+    lower = frozenset(op for op, mode in choice.items() if mode == "onnx")
     src, dst = Path(src), Path(dst)
     folder, stage = dst.parent, stage_name(lower)
     model = load_onnx(src)
     settings = {
-        "attention": sorted(lower)
-        if lower not in (frozenset(), PLUGIN_OPS)
-        else ("onnx" if lower else "plugin"),
+        "attention": describe(choice),
         "verify": verify,
         "expect_blocks": expect_blocks,
         "tolerance": tol,
@@ -259,7 +275,7 @@ def fuse(
     fused, rows = run_passes(model, ctx)
     print(_table(rows))
     _check_counts(ctx, blocks, source)
-    check_plugin_limits(fused)
+    fused, lower = _within_limits(fused, choice, lower, rows)
     figures = {
         "talking_heads": ctx.fused.get(TALKING_HEADS, 0),
         "class_attention": ctx.fused.get(CLASS_ATTENTION, 0),
@@ -322,7 +338,7 @@ def _report(src, dst, model, fused, ctx, figures, report) -> dict:
     rep = {
         "source": str(src),
         "output": str(dst),
-        "lowered": sorted(ctx.lower),
+        "lowered": figures["lowered"],
         "passes": figures["passes"],
         "fused": {
             TALKING_HEADS: figures["talking_heads"],

@@ -184,149 +184,27 @@ class Converter:
 
     # ---- the pass --------------------------------------------------------------------------
     def run(self) -> Typed:
-        onnx = self.onnx
-        from onnx import numpy_helper as nh
-
+        """1. decide every node's compute dtype; 2. rewrite inputs (Casts, typed initializer
+        copies, the pre-hook) in topological order; 3. graph outputs in the I/O dtype."""
         _constants_to_initializers(self.model)
-        types = self._types()
-        inits = {i.name: i for i in self.g.initializer}
-        init_arrays: dict[str, np.ndarray] = {}
-        safety: dict[str, str | None] = {}
-
-        def arr(name):
-            if name not in init_arrays:
-                init_arrays[name] = nh.to_array(inits[name])
-            return init_arrays[name]
-
-        # 1. decide every node's compute dtype
-        decisions = []
-        for node in self.g.node:
-            float_in = [i for i in node.input if i and types.get(i) in FLOATS]
-            float_out = [o for o in node.output if o and types.get(o) in FLOATS]
-            if node.op_type in _NO_COMPUTE or not (float_in or float_out):
-                decisions.append(None)
-                continue
-            reason = None
-            if self.low == F32:
-                reason = None
-            elif node.op_type in FP32_OPS:
-                reason = f"{node.op_type} computed in fp32 (precision policy)"
-            else:
-                marked = is_layerscale_folded(node, [inits[i] for i in float_in if i in inits])
-                for i in float_in:
-                    if i in inits:
-                        if i not in safety:
-                            safety[i] = fp16_safety(arr(i), strict=marked)
-                        if safety[i]:
-                            why = safety[i]
-                            if marked:
-                                why = "folded LayerScale γ — " + why
-                            self.info.kept_fp32.append(
-                                {
-                                    "initializer": i,
-                                    "node": node.name,
-                                    "op": node.op_type,
-                                    "reason": why,
-                                }
-                            )
-                            reason = f"initializer {i} kept fp32 ({why})"
-            if reason:
-                self.info.fp32_nodes[node.name] = reason
-            decisions.append(F32 if reason else self.low)
-
-        # 2. rewrite inputs, outputs and initializers in topological order
-        cur: dict[str, int] = {}  # tensor → dtype after the rewrite
+        self.types = self._types()
+        self.inits = {i.name: i for i in self.g.initializer}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._safety: dict[str, str | None] = {}
+        decisions = [self._decide(node) for node in self.g.node]
+        self.cur: dict[str, int] = {}  # tensor → dtype after the rewrite
+        self._casts: dict[tuple[str, int], str] = {}
+        self._copies: dict[tuple[str, int], str] = {}
+        self.new_nodes: list = []
         for vi in self.g.input:
-            t = vi.type.tensor_type.elem_type
-            if t in FLOATS and self.fp16_io:
+            if vi.type.tensor_type.elem_type in FLOATS and self.fp16_io:
                 vi.type.tensor_type.elem_type = F16
-                t = F16
-            cur[vi.name] = t
-        casts: dict[tuple[str, int], str] = {}
-        init_copies: dict[tuple[str, int], str] = {}
-        used_inits: set[str] = set()
-        new_nodes = []
-
-        def as_dtype(name: str, dtype: int) -> str:
-            if name in inits:
-                if (name, dtype) not in init_copies:
-                    src = inits[name]
-                    if src.data_type == dtype:
-                        init_copies[(name, dtype)] = name
-                        used_inits.add(name)
-                    else:
-                        new = self.unique(f"{name}_{'fp16' if dtype == F16 else 'fp32'}")
-                        t = nh.from_array(arr(name).astype(_np_dtype(dtype)), new)
-                        self.g.initializer.append(t)
-                        inits[new] = t
-                        used_inits.add(new)
-                        init_copies[(name, dtype)] = new
-                return init_copies[(name, dtype)]
-            have = cur.get(name, types.get(name))
-            if have == dtype or have not in FLOATS:
-                return name
-            if (name, dtype) not in casts:
-                out = self.unique(f"{name}_{'fp16' if dtype == F16 else 'fp32'}")
-                new_nodes.append(
-                    onnx.helper.make_node("Cast", [name], [out], to=dtype, name=self.unique("cast"))
-                )
-                casts[(name, dtype)] = out
-                self.info.casts += 1
-            return casts[(name, dtype)]
-
+            self.cur[vi.name] = vi.type.tensor_type.elem_type
         for node, dtype in zip(list(self.g.node), decisions):
-            if dtype is None:
-                for i in node.input:
-                    if i in inits:
-                        used_inits.add(i)
-                for o in node.output:
-                    cur[o] = types.get(o, 0)
-                new_nodes.append(node)
-                continue
-            self.info.node_dtypes["fp16" if dtype == F16 else "fp32"] += 1
-            if node.op_type == "Cast":
-                # Cast's input keeps its dtype; a Cast *to* float now casts to the node's dtype.
-                to = next(a for a in node.attribute if a.name == "to")
-                if to.i in FLOATS:
-                    to.i = dtype
-                cur[node.output[0]] = to.i
-                new_nodes.append(node)
-                continue
-            ins = list(node.input)
-            for k, i in enumerate(ins):
-                if i and (types.get(i) in FLOATS):
-                    ins[k] = as_dtype(i, dtype)
-                elif i in inits:
-                    used_inits.add(i)
-            if self.pre_hook is not None:
-                ins = self.pre_hook(node, dtype, ins, new_nodes)
-            node.input[:] = ins
-            for o in node.output:
-                if o:
-                    cur[o] = dtype if types.get(o) in FLOATS else types.get(o, 0)
-            new_nodes.append(node)
-
-        # 3. graph outputs in the requested I/O dtype
-        want = F16 if self.fp16_io else F32
-        for vo in self.g.output:
-            t = cur.get(vo.name)
-            if t in FLOATS and t != want:
-                # rename the producer's tensor, and Cast it back onto the public name
-                inner = self.unique(vo.name)
-                for n in new_nodes:
-                    n.output[:] = [inner if o == vo.name else o for o in n.output]
-                    n.input[:] = [inner if i == vo.name else i for i in n.input]
-                new_nodes.append(
-                    onnx.helper.make_node(
-                        "Cast", [inner], [vo.name], to=want, name=self.unique("cast_out")
-                    )
-                )
-                self.info.casts += 1
-            if t in FLOATS:
-                vo.type.tensor_type.elem_type = want
-
+            self._rewrite(node, dtype)
+        self._retype_outputs()
         del self.g.node[:]
-        self.g.node.extend(new_nodes)
+        self.g.node.extend(self.new_nodes)
         # unused originals (fully replaced by their fp16 copies or by Q/DQ) go
         used = {i for n in self.g.node for i in n.input} | {o.name for o in self.g.output}
         keep = [i for i in self.g.initializer if i.name in used]
@@ -334,6 +212,119 @@ class Converter:
         self.g.initializer.extend(keep)
         del self.g.value_info[:]  # stale dtypes; shape inference re-derives what it can
         return self.info
+
+    def _array(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            from onnx import numpy_helper
+
+            self._arrays[name] = numpy_helper.to_array(self.inits[name])
+        return self._arrays[name]
+
+    def _decide(self, node) -> int | None:
+        """The node's compute dtype (None: it computes no float), recording why fp32 if so."""
+        float_in = [i for i in node.input if i and self.types.get(i) in FLOATS]
+        float_out = [o for o in node.output if o and self.types.get(o) in FLOATS]
+        if node.op_type in _NO_COMPUTE or not (float_in or float_out):
+            return None
+        if self.low == F32:
+            return F32
+        if node.op_type in FP32_OPS:
+            reason = f"{node.op_type} computed in fp32 (precision policy)"
+        else:
+            reason = self._unsafe_initializer(node, float_in)
+        if reason:
+            self.info.fp32_nodes[node.name] = reason
+        return F32 if reason else self.low
+
+    def _unsafe_initializer(self, node, float_in) -> str | None:
+        """Why one of the node's float initializers must stay fp32 (recorded), else None."""
+        marked = is_layerscale_folded(node, [self.inits[i] for i in float_in if i in self.inits])
+        reason = None
+        for i in (i for i in float_in if i in self.inits):
+            if i not in self._safety:
+                self._safety[i] = fp16_safety(self._array(i), strict=marked)
+            if self._safety[i]:
+                why = ("folded LayerScale γ — " if marked else "") + self._safety[i]
+                self.info.kept_fp32.append(
+                    {"initializer": i, "node": node.name, "op": node.op_type, "reason": why}
+                )
+                reason = f"initializer {i} kept fp32 ({why})"
+        return reason
+
+    def _as_dtype(self, name: str, dtype: int) -> str:
+        """`name` in `dtype`: a typed copy of an initializer, or a Cast (each made once)."""
+        suffix = "fp16" if dtype == F16 else "fp32"
+        if name in self.inits:
+            if (name, dtype) not in self._copies:
+                new = name
+                if self.inits[name].data_type != dtype:
+                    from onnx import numpy_helper
+
+                    new = self.unique(f"{name}_{suffix}")
+                    t = numpy_helper.from_array(self._array(name).astype(_np_dtype(dtype)), new)
+                    self.g.initializer.append(t)
+                    self.inits[new] = t
+                self._copies[(name, dtype)] = new
+            return self._copies[(name, dtype)]
+        have = self.cur.get(name, self.types.get(name))
+        if have == dtype or have not in FLOATS:
+            return name
+        if (name, dtype) not in self._casts:
+            out = self.unique(f"{name}_{suffix}")
+            self.new_nodes.append(
+                self.onnx.helper.make_node(
+                    "Cast", [name], [out], to=dtype, name=self.unique("cast")
+                )
+            )
+            self._casts[(name, dtype)] = out
+            self.info.casts += 1
+        return self._casts[(name, dtype)]
+
+    def _rewrite(self, node, dtype: int | None) -> None:
+        """Give `node` its float inputs in `dtype` (then the pre-hook's say) and type its outputs."""
+        if dtype is None:
+            for o in node.output:
+                self.cur[o] = self.types.get(o, 0)
+            self.new_nodes.append(node)
+            return
+        self.info.node_dtypes["fp16" if dtype == F16 else "fp32"] += 1
+        if node.op_type == "Cast":
+            # Cast's input keeps its dtype; a Cast *to* float now casts to the node's dtype.
+            to = next(a for a in node.attribute if a.name == "to")
+            if to.i in FLOATS:
+                to.i = dtype
+            self.cur[node.output[0]] = to.i
+            self.new_nodes.append(node)
+            return
+        ins = [
+            self._as_dtype(i, dtype) if i and self.types.get(i) in FLOATS else i for i in node.input
+        ]
+        if self.pre_hook is not None:
+            ins = self.pre_hook(node, dtype, ins, self.new_nodes)
+        node.input[:] = ins
+        for o in (o for o in node.output if o):
+            self.cur[o] = dtype if self.types.get(o) in FLOATS else self.types.get(o, 0)
+        self.new_nodes.append(node)
+
+    def _retype_outputs(self) -> None:
+        """Graph outputs in the requested I/O dtype: the producer writes an inner tensor and a
+        Cast writes the public name."""
+        want = F16 if self.fp16_io else F32
+        for vo in self.g.output:
+            t = self.cur.get(vo.name)
+            if t in FLOATS and t != want:
+                inner = self.unique(vo.name)
+                for n in self.new_nodes:
+                    n.output[:] = [inner if o == vo.name else o for o in n.output]
+                    n.input[:] = [inner if i == vo.name else i for i in n.input]
+                self.new_nodes.append(
+                    self.onnx.helper.make_node(
+                        "Cast", [inner], [vo.name], to=want, name=self.unique("cast_out")
+                    )
+                )
+                self.info.casts += 1
+            if t in FLOATS:
+                vo.type.tensor_type.elem_type = want
 
 
 def prepare(model) -> None:

@@ -80,6 +80,29 @@ def build_command(
     return args
 
 
+def timing_args(
+    engine: str | Path,
+    *,
+    target: str,
+    input_name: str,
+    input_shape: tuple[int, ...],
+    batch: int,
+    duration_s: int,
+    trtexec: str = "trtexec",
+) -> list[str]:
+    """Load `engine` and time it at `batch`, like for like on 10.x and 11.x: a warm-up, then at
+    least `duration_s` seconds of iterations, with 11.x's defaults (CUDA graphs, spin-wait, no
+    data transfers, profiling in a separate run) spelled out on 10.x."""
+    return [
+        trtexec,
+        f"--loadEngine={engine}",
+        f"--shapes={shape_spec(input_name, (batch, *input_shape))}",
+        f"--duration={int(duration_s)}",
+        "--warmUp=500",
+        *versions.trtexec_benchmark_flags(target),
+    ]
+
+
 def profile_command(
     engine: str | Path,
     *,
@@ -94,21 +117,36 @@ def profile_command(
 ) -> list[str]:
     """The trtexec line that benchmarks and profiles an engine like for like on 10.x and 11.x."""
     d = Path(export_dir)
-    args = [
-        trtexec,
-        f"--loadEngine={engine}",
-        f"--shapes={shape_spec(input_name, (batch, *input_shape))}",
-        f"--duration={int(duration_s)}",
-        "--warmUp=500",
+    args = timing_args(
+        engine,
+        target=target,
+        input_name=input_name,
+        input_shape=input_shape,
+        batch=batch,
+        duration_s=duration_s,
+        trtexec=trtexec,
+    )
+    args += [
         "--percentile=50,90,95,99",
         "--profilingVerbosity=detailed",
         f"--exportProfile={d / 'profile.json'}",
         f"--exportLayerInfo={d / 'layers.json'}",
         f"--exportTimes={d / 'times.json'}",
     ]
-    args += versions.trtexec_benchmark_flags(target)
     if plugins:
         args.append(f"--staticPlugins={plugins}")
+    _assert_no_precision_flags(args)
+    return args
+
+
+def benchmark_command(
+    engine: str | Path, *, times_path: str | Path, duration_s: int = 5, **timing
+) -> list[str]:
+    """The trtexec line that times one candidate engine for the attention choice (`timing`: the
+    arguments of `timing_args`): its per-batch GPU compute times go to `times_path`
+    (`--exportTimes`), whose median the choice compares."""
+    args = timing_args(engine, duration_s=duration_s, **timing)
+    args.append(f"--exportTimes={times_path}")
     _assert_no_precision_flags(args)
     return args
 

@@ -1,13 +1,20 @@
 """`build` on a machine without TensorRT: every CPU stage, then a ready script for the target.
 
-(On a host with TensorRT the engine is built instead; tests/gpu covers that.)
+By default (`--attention auto`) the script builds every candidate engine (plugin or plain ONNX
+per fused op), times them like for like and keeps the fastest through `python -m pipeline
+choose`; the manifest explains the choice. (On a host with TensorRT the engines are built and
+timed here instead; tests/gpu covers that.)
 """
 
 import importlib.util
 import json
 import shutil
+import subprocess
 
+import numpy as np
 import pytest
+
+from pipeline.cli import main
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tensorrt") is not None,
@@ -33,8 +40,14 @@ def test_fp16_build_without_tensorrt_exits_0_with_skip_line(fp16_build):
     assert r.returncode == 0, r.stderr[-3000:]
     text = r.stdout + r.stderr
     script = out / "model.fp16.build_engine.sh"
-    assert f"engine: skipped (no TensorRT) — run {script} on the target" in text
+    assert (
+        f"engine: skipped (no TensorRT) — run {script} on the target: it builds and times "
+        "the candidates (plugin, ca, th, plugin-free) and keeps the fastest as "
+        "model.fp16.engine"
+    ) in text
     assert text.count("engine: skipped") == 1
+    for name in ("ca", "th", "plugin-free"):
+        assert (out / "candidates" / f"model.fp16.{name}.onnx").exists()
     for name in ("model.onnx", "model.fused.onnx", "model.fp16.onnx", "parity.md", "manifest.json"):
         assert (out / name).exists(), name
         assert str(out / name) in r.stdout  # the closing summary names what was written where
@@ -42,36 +55,135 @@ def test_fp16_build_without_tensorrt_exits_0_with_skip_line(fp16_build):
     assert not list(out.glob("*.engine"))
 
 
-def _trtexec_lines(sh):
-    """(11.x line, 10.x line) of the script's version switch."""
-    lines = [line for line in sh.splitlines() if "run trtexec" in line]
-    assert len(lines) == 2
-    return lines[0], lines[1]
+def _dry_run(script, trt_version, plugins="/opt/libcait_trt_plugins.so"):
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "TRT_VERSION": trt_version}
+    if plugins:
+        env["CAIT_PLUGINS"] = plugins
+    r = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines(), r.stderr
 
 
-def test_script_names_the_right_flags_for_10x_and_11x(fp16_build):
+LIKE_FOR_LIKE_10 = ("--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--separateProfileRun")
+
+
+@pytest.mark.parametrize("trt_version", ["10.3.0.30", "11.1.0"])
+def test_script_builds_and_times_every_candidate_like_for_like(fp16_build, trt_version):
     out, _ = fp16_build
-    sh = (out / "model.fp16.build_engine.sh").read_text()
-    line11, line10 = _trtexec_lines(sh)
-    assert "--stronglyTyped" in line10 and "--stronglyTyped" not in line11
-    for line in (line10, line11):
-        assert "--onnx=model.fp16.onnx" in line
-        assert "--minShapes=image:1x3x224x224" in line and "--maxShapes=image:32x3x224x224" in line
+    lines, _ = _dry_run(out / "model.fp16.build_engine.sh", trt_version)
+    builds = [line for line in lines if "--saveEngine=" in line]
+    benches = [line for line in lines if "--loadEngine=" in line]
+    assert len(builds) == len(benches) == 4
+    ten = trt_version.startswith("10.")
+    for name, build, bench in zip(("plugin", "ca", "th", "plugin-free"), builds, benches):
+        engine = f"candidates/model.fp16.{name}.engine"
+        assert f"--saveEngine={engine}" in build and f"--loadEngine={engine}" in bench
+        assert (
+            "--minShapes=image:1x3x224x224" in build and "--maxShapes=image:32x3x224x224" in build
+        )
+        assert ("--stronglyTyped" in build) == ten
+        assert "--shapes=image:8x3x224x224" in bench  # the profile's opt batch
+        assert f"--exportTimes=candidates/model.fp16.{name}.times.json" in bench
+        assert all((flag in bench) == ten for flag in LIKE_FOR_LIKE_10)  # 11.x: the defaults
+        assert ("--staticPlugins=/opt/libcait_trt_plugins.so" in build) == (name != "plugin-free")
         for weak in (" --fp16", " --int8", " --best"):
-            assert weak not in line
-    assert "python3 -m pipeline engine model.fp16.onnx" in sh
+            assert weak not in build
+    assert "--onnx=model.fp16.onnx " in builds[0]  # all-plugin: the fp16 model itself
+    assert lines[-1] == (
+        f"python3 -m pipeline choose model.fp16.engine --trt {trt_version} "
+        "--plugins /opt/libcait_trt_plugins.so"
+    )
     # --trt (default 10.3) is what the script assumes when it cannot ask the target
-    assert "|| echo 10.3)" in sh
+    assert "|| echo 10.3)" in (out / "model.fp16.build_engine.sh").read_text()
+
+
+def test_without_the_plugin_library_only_plugin_free_competes(fp16_build):
+    out, _ = fp16_build
+    lines, err = _dry_run(out / "model.fp16.build_engine.sh", "10.3", plugins=None)
+    assert [
+        line.split("--saveEngine=")[1].split()[0] for line in lines if "--saveEngine" in line
+    ] == ["candidates/model.fp16.plugin-free.engine"]
+    assert err.count("skipped: it needs the plugin library") == 3
+
+
+def test_manifest_explains_the_pending_choice(fp16_build):
+    out, _ = fp16_build
+    rec = json.loads((out / "manifest.json").read_text())["stages"]["attention/model.fp16.engine"]
+    assert rec["status"] == "pending" and rec["reason"] == "no TensorRT"
+    assert "must beat it by more than 3%" in rec["rule"] and rec["opt_batch"] == 8
+    assert rec["script"] == str(out / "model.fp16.build_engine.sh")
+    got = {c["name"]: c["plugin_ops"] for c in rec["candidates"]}
+    assert got == {
+        "plugin": ["CaitClassAttention", "CaitTalkingHeadsAttention"],
+        "ca": ["CaitClassAttention"],
+        "th": ["CaitTalkingHeadsAttention"],
+        "plugin-free": [],
+    }
+
+
+def _record_timings(out, medians):
+    """What the target script leaves: each candidate's engine and trtexec --exportTimes JSON
+    (31 iterations spread ±1 % around the candidate's median)."""
+    for name, ms in medians.items():
+        (out / "candidates" / f"model.fp16.{name}.engine").write_bytes(name.encode())
+        times = [
+            {"startEnqMs": float(i), "computeMs": float(ms * (1 + d)), "latencyMs": ms}
+            for i, d in enumerate(np.linspace(-0.01, 0.01, 31))
+        ]
+        (out / "candidates" / f"model.fp16.{name}.times.json").write_text(json.dumps(times))
+
+
+@pytest.mark.parametrize(
+    "medians,winner",
+    [
+        ({"plugin": 1.20, "ca": 1.45, "th": 1.25, "plugin-free": 1.50}, "plugin"),
+        ({"plugin": 1.90, "ca": 1.46, "th": 2.10, "plugin-free": 1.50}, "plugin-free"),  # ca: 2.7 %
+        (
+            {"plugin": 1.00, "ca": 1.30, "th": 1.01, "plugin-free": 1.50},
+            "th",
+        ),  # tie → fewer plugins
+        ({"plugin-free": 1.50}, "plugin-free"),  # no plugin library on the target
+    ],
+)
+def test_choose_keeps_the_rules_winner_and_records_every_timing(
+    fp16_build, tmp_path, cli, medians, winner
+):
+    out = _copy(fp16_build, tmp_path)
+    _record_timings(out, medians)
+    r = cli("choose", out / "model.fp16.engine", "--trt", "10.3.0.30")
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.fp16.engine").read_bytes() == winner.encode()
+    assert f"attention: kept {winner}" in r.stdout
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    rec = stages["attention/model.fp16.engine"]
+    assert rec["status"] == "chosen" and rec["choice"]["winner"] == winner
+    timed = {row["candidate"]: row["median_ms"] for row in rec["choice"]["candidates"]}
+    assert timed.keys() == medians.keys()
+    assert all(abs(timed[n] - m) <= 1e-4 for n, m in medians.items())
+    assert sorted(rec["not_built"]) == sorted({"plugin", "ca", "th", "plugin-free"} - set(medians))
+    engine = stages["engine/model.fp16.engine"]
+    assert engine["status"] == "built" and engine["attention"] == winner
+    assert engine["tensorrt"] == "10.3.0.30" and engine["builder"] == "trtexec"
+
+
+def test_choose_before_the_script_ran_is_one_error_line(fp16_build, tmp_path, cli):
+    out = _copy(fp16_build, tmp_path)
+    r = cli("choose", out / "model.fp16.engine")
+    assert (
+        r.returncode == 2 and r.stderr.startswith("error:") and "run the target script" in r.stderr
+    )
 
 
 def test_manifest_records_every_stage(fp16_build):
     out, _ = fp16_build
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    assert {"export", "fuse", "fp16", "parity"} <= set(stages)
+    assert {"export", "fuse", "fp16", "parity", "variants/model.fp16.onnx"} <= set(stages)
     assert stages["fuse"]["talking_heads"] == 2
     assert stages["fuse"]["score_tensors"]["after"] == 0
-    eng = [v for k, v in stages.items() if k.startswith("engine/")]
-    assert eng and eng[0]["status"] == "skipped"
+    variants = stages["variants/model.fp16.onnx"]["candidates"]
+    assert set(variants) == {"ca", "th", "plugin-free"}
+    assert variants["plugin-free"]["max_abs_vs_plugin_model"] <= 1e-2
+    assert all(v["lowered_nodes"] > 0 for v in variants.values())
 
 
 def _copy(fp16_build, tmp_path):
@@ -107,20 +219,8 @@ def test_trt11_target_is_the_scripts_fallback(tmp_path, fp16_build, cli):
     assert r.returncode == 0, r.stderr[-2000:]
     sh = (out / "model.fp16.build_engine.sh").read_text()
     assert "|| echo 11.x)" in sh
-    import subprocess
-
-    dry = subprocess.run(
-        ["bash", str(out / "model.fp16.build_engine.sh"), "trtexec"],
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DRY_RUN": "1",
-            "CAIT_PLUGINS": "/x.so",
-            "TRT_VERSION": "10.3.0",
-        },
-        capture_output=True,
-        text=True,
-    )
-    assert dry.returncode == 0 and "--stronglyTyped" in dry.stdout, dry.stderr
+    lines, _ = _dry_run(out / "model.fp16.build_engine.sh", "10.3.0")
+    assert all("--stronglyTyped" in line for line in lines if "--saveEngine" in line)
 
 
 def _calib_folder(tmp_path, kind):
@@ -145,6 +245,7 @@ def _calib_folder(tmp_path, kind):
         (["--batch", "1:x:3"], "min:opt:max"),
         (["--trt", "9.0"], "TensorRT"),
         (["--images", "0"], "--images must be >= 1"),
+        (["--attention", "th=fast"], "--attention 'th=fast': write auto, plugin, onnx"),
         (["--weights", "/nonexistent.pdparams"], "weights file not found"),
         (["--plugins", "/nonexistent.so"], "no such file"),
         (["--int8", "--calib-data", "{missing}"], "does not exist"),
@@ -157,16 +258,26 @@ def _calib_folder(tmp_path, kind):
         ),
     ],
 )
-def test_build_bad_input_fails_before_any_stage(tmp_path, cli, argv, needle):
+def test_build_bad_input_fails_before_any_stage(tmp_path, capfd, argv, needle):
     """One `error:` line, exit 2, no traceback, and nothing written: every input is checked before
-    the first stage (export and fuse used to run ~15 s and leave model.onnx behind)."""
+    the first stage (export and fuse used to run ~15 s and leave model.onnx behind). In-process
+    (the CLI's main, as `python -m pipeline` runs it): a subprocess per case would cost seconds."""
     kinds = ("missing", "empty", "file", "broken")
     argv = [str(_calib_folder(tmp_path, a[1:-1])) if a[1:-1] in kinds else a for a in argv]
-    r = cli("build", "--model", "cait_xxs_24", "--depth", "1", *argv, "--out", tmp_path / "o")
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert r.returncode == 2 and len(errors) == 1 and needle in errors[0], r.stderr[-2000:]
-    assert "Traceback" not in r.stderr and "build [" not in r.stderr  # no stage started
+    code = main(
+        ["build", "--model", "cait_xxs_24", "--depth", "1", *argv, "--out", str(tmp_path / "o")]
+    )
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and needle in errors[0], err[-2000:]
+    assert "Traceback" not in err and "build [" not in err  # no stage started
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_input_through_python_m_pipeline(tmp_path, cli):
+    r = cli("build", "--model", "cait_xxs_24", "--int8", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.startswith("error: --int8 needs --calib-data")
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
 
 
 def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
@@ -197,4 +308,5 @@ def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
     for p in ("fp16", "int8"):
         assert (out / f"model.{p}.build_engine.sh").exists()
     assert (r.stdout + r.stderr).count("engine: skipped (no TensorRT)") == 2
-    assert "ok for 2 model(s)" in r.stdout
+    assert "ok for 8 model(s)" in r.stdout  # 4 attention candidates of each precision
+    assert (out / "candidates" / "model.int8.plugin-free.onnx").exists()

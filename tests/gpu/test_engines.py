@@ -189,3 +189,56 @@ def test_profile_plugin_vs_fallback(artifacts, trtexec, precision):
         f"{ips['onnx']:.0f} img/s, ratio {ips['plugin'] / ips['onnx']:.2f}x"
     )
     assert ips["plugin"] > 0 and ips["onnx"] > 0
+
+
+def test_cuda_graph_is_recaptured_when_the_batch_changes(artifacts, images):
+    """One graph per input shape: alternating batches never replays a graph captured under
+    another shape, and every result equals the plain enqueue's."""
+    from pipeline.runners import open_backend
+
+    engine = artifacts["fp16", "plugin"] / "model.fp16.engine"
+    x = _batch(images, n=8)
+    plain = open_backend(engine=engine)
+    graphed = open_backend(engine=engine, cuda_graph=True)
+    for n in (8, 3, 8):
+        assert np.array_equal(graphed.run(x[:n]), plain.run(x[:n]))
+    assert graphed.graphs.captures == 3
+
+
+def test_auto_attention_builds_times_and_keeps_the_fastest(work, images, installed_target):
+    """The default `--attention auto` on a TensorRT host: four candidate engines built and timed
+    at the opt batch, the rule's winner installed as model.fp16.engine, every timing recorded."""
+    import json
+
+    from pipeline.trt.choice import NOISE
+
+    d = work / "fp16_auto"
+    r = cli(
+        "build",
+        "--model",
+        MODEL,
+        "--fp16",
+        "--trt",
+        installed_target,
+        "--require-engine",
+        "--plugins",
+        plugin_library(),
+        "--out",
+        d,
+        "--images",
+        4,
+        "--data",
+        images,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    stages = json.loads((d / "manifest.json").read_text())["stages"]
+    rec = stages["attention/model.fp16.engine"]
+    assert rec["status"] == "chosen" and rec["measured_with"].startswith("pipeline runner")
+    times = {row["candidate"]: row["median_ms"] for row in rec["choice"]["candidates"]}
+    assert set(times) == {"plugin", "th", "ca", "plugin-free"}
+    winner = rec["choice"]["winner"]
+    if winner != "plugin-free":
+        assert times[winner] < times["plugin-free"] * (1 - NOISE)
+    assert stages["engine/model.fp16.engine"]["attention"] == winner
+    assert f"kept {winner}" in r.stdout
+    assert _logits(d / "model.fp16.engine", _batch(images, n=4)).shape == (4, 1000)

@@ -65,11 +65,9 @@ class Graph:
         return m
 
 
-def talking_heads_block(N=5, H=4, d=8, scale=0.35, seed=0) -> onnx.ModelProto:
-    """x (B, N, C) → qkv linear → talking-heads attention as the exporters write it → (B, N, C)."""
+def _talking_heads(g: Graph, x: str, N, H, d, scale) -> str:
     C = H * d
-    g = Graph(seed)
-    qkv = g.linear("x", C, 3 * C)
+    qkv = g.linear(x, C, 3 * C)
     split = g.op(
         "Transpose", g.op("Reshape", qkv, g.const([0, 0, 3, H, d], np.int64)), perm=[2, 0, 3, 1, 4]
     )  # (3, B, H, N, d)
@@ -82,27 +80,46 @@ def talking_heads_block(N=5, H=4, d=8, scale=0.35, seed=0) -> onnx.ModelProto:
 
     p = mix(g.op("Softmax", mix(s), axis=-1))
     o = g.op("Transpose", g.op("MatMul", p, v), perm=[0, 2, 1, 3])
-    return g.model(
-        {"x": ["batch", N, C]}, g.op("Reshape", o, g.const([0, 0, C], np.int64)), ["batch", N, C]
-    )
+    return g.op("Reshape", o, g.const([0, 0, C], np.int64))
 
 
-def class_attention_block(T=5, H=4, d=8, scale=0.35, seed=0) -> onnx.ModelProto:
-    """x (B, T, C): the class token (row 0) attends to all T tokens → (B, 1, C)."""
+def _class_attention(g: Graph, x: str, T, H, d, scale) -> str:
     C = H * d
-    g = Graph(seed)
-    cls = g.op("Slice", "x", g.const([0], np.int64), g.const([1], np.int64), g.const([1], np.int64))
+    cls = g.op("Slice", x, g.const([0], np.int64), g.const([1], np.int64), g.const([1], np.int64))
 
     def heads(t, n, perm):
         return g.op("Transpose", g.op("Reshape", t, g.const([0, n, H, d], np.int64)), perm=perm)
 
     q = g.op("Mul", heads(g.linear(cls, C, C), 1, [0, 2, 1, 3]), g.const(scale))
-    k = heads(g.linear("x", C, C), T, [0, 2, 3, 1])
-    v = heads(g.linear("x", C, C), T, [0, 2, 1, 3])
+    k = heads(g.linear(x, C, C), T, [0, 2, 3, 1])
+    v = heads(g.linear(x, C, C), T, [0, 2, 1, 3])
     p = g.op("Softmax", g.op("MatMul", q, k), axis=-1)
     o = g.op("Transpose", g.op("MatMul", p, v), perm=[0, 2, 1, 3])
+    return g.op("Reshape", o, g.const([0, 1, C], np.int64))
+
+
+def talking_heads_block(N=5, H=4, d=8, scale=0.35, seed=0) -> onnx.ModelProto:
+    """x (B, N, C) → qkv linear → talking-heads attention as the exporters write it → (B, N, C)."""
+    g = Graph(seed)
     return g.model(
-        {"x": ["batch", T, C]}, g.op("Reshape", o, g.const([0, 1, C], np.int64)), ["batch", 1, C]
+        {"x": ["batch", N, H * d]}, _talking_heads(g, "x", N, H, d, scale), ["batch", N, H * d]
+    )
+
+
+def class_attention_block(T=5, H=4, d=8, scale=0.35, seed=0) -> onnx.ModelProto:
+    """x (B, T, C): the class token (row 0) attends to all T tokens → (B, 1, C)."""
+    g = Graph(seed)
+    return g.model(
+        {"x": ["batch", T, H * d]}, _class_attention(g, "x", T, H, d, scale), ["batch", 1, H * d]
+    )
+
+
+def attention_tail(N=5, H=4, d=8, seed=0) -> onnx.ModelProto:
+    """Both blocks in a row, as in CaiT: talking heads over the tokens, then class attention."""
+    g = Graph(seed)
+    th = _talking_heads(g, "x", N, H, d, 0.35)
+    return g.model(
+        {"x": ["batch", N, H * d]}, _class_attention(g, th, N, H, d, 0.25), ["batch", 1, H * d]
     )
 
 
