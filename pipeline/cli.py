@@ -50,7 +50,10 @@ COMMANDS = {
         "Triton-served model (triton) on a folder"
     ),
     "infer": "classify images with a TensorRT engine (--engine) or ONNX Runtime (--onnx)",
-    "package": ("package an engine for serving: a Triton model repository (triton)"),
+    "package": (
+        "package an engine for serving: a Triton model repository (triton) or a DeepStream "
+        "nvinfer config with its measured preprocessing drift (deepstream)"
+    ),
     "profile": (
         "profile an engine with trtexec: images/s, GPU time percentiles, time per CaiT block kind"
     ),

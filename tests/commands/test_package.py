@@ -1,4 +1,4 @@
-"""`package triton` and `eval --backend triton` from the command line: a summary of
+"""`package triton|deepstream` and `eval --backend triton` from the command line: a summary of
 what was written where, and one `error:` line (exit 2) for each bad input."""
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ def test_package_bad_inputs(cli, art, tmp_path):
     assert "--batch" in _one_error_line(cli(*base, "--batch", "8:4:1"))
     built_engine_record(art / "model.fp16.onnx", (1, 1, 0))
     assert "max batch 0" in _one_error_line(cli(*base))
+    assert "max batch 0" in _one_error_line(cli("package", "deepstream", *base[2:]))
     built_engine_record(art / "model.fp16.onnx", (1, 8, 32), input_name="pixels")
     assert "does not match the ONNX" in _one_error_line(cli(*base))
     assert not (art / "triton").exists()  # nothing half-written
+    msg = _one_error_line(cli("package", "deepstream", *base[2:], "--data", tmp_path / "none"))
+    assert "does not exist" in msg
 
 
 def test_eval_triton_bad_urls(cli, art, tmp_path):
