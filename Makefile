@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The live Triton test's server: PyTriton (its bundled tritonserver) pins numpy < 2, which the
+# main venv cannot take beside Paddle 3, so it gets its own venv (docs/serving.md).
+TRITON_VENV := .venv-triton
 MODEL  ?= cait_xxs_24
 TIMM   := timm==1.0.31
 
@@ -23,11 +26,16 @@ $(VENV)/.test: $(VENV)/.runtime
 	$(BIN)/pip install -q --no-deps "$(TIMM)"
 	touch $@
 
+$(TRITON_VENV)/.installed: scripts/triton_cpu_server.requirements.txt
+	$(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install -q -r scripts/triton_cpu_server.requirements.txt
+	touch $@
+
 build: $(VENV)/.runtime
 	$(BIN)/python -m pipeline build --model $(MODEL) --fp16
 
 # ruff first: a lint or format slip fails in a second, before ~5 minutes of tests.
-test: $(VENV)/.test
+test: $(VENV)/.test $(TRITON_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,7 @@ Layout (a compatibility surface: deployed folders and scripts rely on these name
         model.onnx  model.fused.onnx  model.fp16.onnx  model.int8.onnx   (ONNX_STAGES)
         model.<…>.engine  model.<…>.build_engine.sh                     (engine_path, script_path)
         calib.json  fusion_report.json/.md  parity.json/.md/.png  manifest.json
+        triton/  deepstream/                 (`package`: a model repository, an nvinfer config)
 
 Every stage writes through a temporary name in the destination folder and renames into place, so
 an interrupted or failed run never leaves a half-written artifact behind. Each artifact folder has
@@ -41,6 +42,7 @@ FUSION_REPORT = "fusion_report.json"
 PARITY_JSON, PARITY_MD, PARITY_PNG = "parity.json", "parity.md", "parity.png"
 PADDLE_DIR = "paddle"
 CANDIDATES = "candidates"  # attention variants of a model, their engines and timings
+TRITON_REPO, DEEPSTREAM_DIR = "triton", "deepstream"  # `package`'s folders in an artifact dir
 ROOT = Path("engines")
 
 

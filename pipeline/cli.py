@@ -46,9 +46,14 @@ COMMANDS = {
         "accuracy with labels); exit 1 on a threshold violation"
     ),
     "eval": (
-        "top-1/top-5 accuracy of one stage (paddle, onnx, fused, fp16, int8, engine) on a folder"
+        "top-1/top-5 accuracy of one stage (paddle, onnx, fused, fp16, int8, engine) or of a "
+        "Triton-served model (triton) on a folder"
     ),
     "infer": "classify images with a TensorRT engine (--engine) or ONNX Runtime (--onnx)",
+    "package": (
+        "package an engine for serving: a Triton model repository (triton) or a DeepStream "
+        "nvinfer config with its measured preprocessing drift (deepstream)"
+    ),
     "profile": (
         "profile an engine with trtexec: images/s, GPU time percentiles, time per CaiT block kind"
     ),

@@ -22,7 +22,7 @@ LAYERS = [
     {"commands"},  # one module per command: validate, chain stages
     {"stages"},  # artifact → artifact, each a StageRecord
     {"runners"},  # run a model: Paddle, ONNX Runtime, TensorRT
-    {"passes", "trt", "parity"},  # graph surgery; TensorRT side; ladder figures
+    {"passes", "trt", "parity", "serving"},  # surgery; TensorRT side; ladder; serving configs
     {"models", "contract", "numerics"},  # Paddle CaiT; the fused-op contract; comparisons
     {"weights", "data"},  # checkpoints; images
     {"presets", "artifacts", "onnx_io", "cpu"},  # facts and file handling shared by everyone

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipeline.artifacts import artifact_dir, artifact_dirs
+from pipeline.artifacts import artifact_dir, artifact_dirs, model_dir_name
 from pipeline.presets import Preset, get_preset
+from pipeline.runners.triton import parse_url
+from pipeline.serving.triton import model_names
 from pipeline.trt.settings import DEFAULTS, EngineSettings, parse_batch
 from pipeline.trt.versions import TARGETS
 
@@ -83,3 +85,34 @@ def out_dir_from_args(args, preset: Preset, precision: str = "fp32") -> Path:
 def dirs_from_args(args, preset: Preset, prefer: str) -> list[Path]:
     """--out, else every precision folder of the model, `prefer` first."""
     return artifact_dirs(preset.name, prefer, depth=args.depth, out=args.out)
+
+
+def add_triton_args(p: argparse.ArgumentParser, what: str) -> None:
+    """--url, --protocol, --triton-model, --concurrency: the served model (`eval`, `parity`)."""
+    p.add_argument("--url", help=f"Triton server HOST:PORT: {what}")
+    p.add_argument(
+        "--protocol",
+        choices=("http", "grpc"),
+        default="http",
+        help="Triton protocol (default http; gRPC listens on its own port, 8001 by default)",
+    )
+    p.add_argument(
+        "--triton-model",
+        help="served classifier (default <model>_trt, as `package triton` names it)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=4, help="concurrent Triton requests (default 4)"
+    )
+
+
+def served_from_args(args, preset: Preset) -> dict | None:
+    """The `served` spec of open_runner("triton"), or None without --url."""
+    if not args.url:
+        return None
+    name = args.triton_model or model_names(model_dir_name(preset.name, args.depth))["classifier"]
+    return {
+        "url": parse_url(args.url),  # a malformed URL fails before any image is read
+        "model": name,
+        "protocol": args.protocol,
+        "concurrency": args.concurrency,
+    }

@@ -5,14 +5,22 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.artifacts import find_artifact, write_json_atomic
-from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
+from pipeline.commands.common import (
+    add_model_args,
+    add_triton_args,
+    dirs_from_args,
+    preset_from_args,
+    served_from_args,
+)
 from pipeline.data import ImageFolderDataset, class_balanced_sample, iter_batches
 from pipeline.errors import UserError
 from pipeline.parity.metrics import topk_hits
 from pipeline.runners import open_runner
 
-BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "engine")
+BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "engine", "triton")
 
 
 def add_arguments(p):
@@ -38,6 +46,7 @@ def add_arguments(p):
         "--json", help="where to write the result (default: <artifact dir>/eval_<backend>.json)"
     )
     p.add_argument("--plugins", help="plugin library for the engine backend")
+    add_triton_args(p, "evaluate the model it serves (--backend triton)")
     p.add_argument(
         "--skip-unreadable",
         action="store_true",
@@ -53,6 +62,9 @@ def run(args) -> int:
         raise UserError(f"--limit must be >= 1, got {args.limit}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    served = served_from_args(args, preset)
+    if (args.backend == "triton") != (served is not None):
+        raise UserError("--backend triton and --url HOST:PORT go together: give both or neither")
     ds = ImageFolderDataset.from_dir(args.data, args.labels)  # empty dir / bad list → UserError
     if not ds.labelled:
         raise UserError(
@@ -63,13 +75,24 @@ def run(args) -> int:
         samples = sorted(class_balanced_sample(samples, args.limit, seed=0), key=lambda s: s.path)
     prefer = {"fp16": "fp16", "int8": "int8"}.get(args.backend, "fp32")
     dirs = dirs_from_args(args, preset, prefer)
-    path = None if args.backend == "paddle" else find_artifact(args.backend, dirs)
+    path = None if args.backend in ("paddle", "triton") else find_artifact(args.backend, dirs)
     stage = open_runner(
-        args.backend, path, preset=preset, weights=args.weights, plugins=args.plugins
+        args.backend,
+        path,
+        preset=preset,
+        weights=args.weights,
+        plugins=args.plugins,
+        served=served,
     )
+    if stage.input_size != preset.img_size:
+        raise UserError(
+            f"{args.backend} takes {stage.input_size}-px images but {preset.name} is "
+            f"{preset.img_size} px: wrong --model, --out or --triton-model?"
+        )
 
     stream = iter_batches(samples, size=preset.img_size, batch_size=args.batch_size)
     top1 = top5 = n = 0
+    predictions = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(samples), unit="img", desc=f"eval [{args.backend}]")
     for batch in stream:
@@ -84,6 +107,8 @@ def run(args) -> int:
             )
         top1 += int(topk_hits(logits, batch.labels, 1).sum())
         top5 += int(topk_hits(logits, batch.labels, 5).sum())
+        order = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+        predictions.update({str(p): [int(i) for i in row] for p, row in zip(batch.paths, order)})
         n += len(batch.labels)
         bar.update(len(batch.labels))
     bar.close()
@@ -98,11 +123,13 @@ def run(args) -> int:
         "model": preset.name,
         "backend": args.backend,
         "artifact": str(path) if path else None,
+        "served": served,
         "data": str(ds.root),
         "images": n,
         "skipped": [str(p) for p, _ in stream.skipped],
         **result,
         "seconds": round(time.perf_counter() - t0, 1),
+        "top5": predictions,  # per image, class indices best first
     }
     dst = (
         Path(args.json)

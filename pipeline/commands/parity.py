@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from pipeline.artifacts import EXPORTED
-from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
+from pipeline.commands.common import (
+    add_model_args,
+    add_triton_args,
+    dirs_from_args,
+    preset_from_args,
+    served_from_args,
+)
 from pipeline.errors import UserError
 from pipeline.stages.parity import parity_ladder
 
@@ -40,6 +46,7 @@ def add_arguments(p):
         default=None,
         help="parity split seed (default: the INT8 stage's, else 0)",
     )
+    add_triton_args(p, "add the model it serves as the last rung, `triton`")
 
 
 def run(args) -> int:
@@ -61,6 +68,7 @@ def run(args) -> int:
         bisect=args.bisect,
         labels=args.labels,
         seed=args.seed,
+        served=served_from_args(args, preset),
     )
     for name, f in rec["stages"].items():
         if name == "paddle":

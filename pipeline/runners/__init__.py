@@ -1,4 +1,5 @@
-"""One way to run a CaiT classifier, whatever it is: Paddle, an ONNX model, a TensorRT engine.
+"""One way to run a CaiT classifier, whatever it is: Paddle, an ONNX model, a TensorRT engine, or
+the model a Triton server serves.
 
     runner = open_runner("fp16", "engines/m/fp16/model.fp16.onnx")   # or "paddle", "engine", …
     logits = runner.run(images)                 # float32 (B, 3, S, S) → float32 (B, classes)
@@ -31,13 +32,21 @@ def open_runner(
     skip_manifest_check: bool = False,
     providers=None,
     threads: int | None = None,
+    served=None,
 ):
-    """`kind` "paddle" (needs preset, weights), "engine…" (a TensorRT engine at `path`), anything
-    else: the ONNX model at `path` on ONNX Runtime (named `kind` in reports)."""
+    """`kind` "paddle" (needs preset, weights), "engine…" (a TensorRT engine at `path`),
+    "triton" (the served model: `served` = {url, model, protocol, concurrency}), anything else:
+    the ONNX model at `path` on ONNX Runtime (named `kind` in reports)."""
     if kind == "paddle":
         from pipeline.runners.paddle import PaddleRunner
 
         return PaddleRunner(preset, weights, seed, taps=taps)
+    if kind == "triton":
+        from pipeline.runners.triton import TritonRunner
+
+        if not served:
+            raise UserError("the triton backend needs --url HOST:PORT")
+        return TritonRunner(**served)
     if path is None:
         raise UserError(f"no artifact given for {kind}")
     if kind.startswith("engine"):

@@ -152,19 +152,23 @@ def parity_ladder(
     batch_size: int = 8,
     raise_on_violation: bool = True,
     progress: bool = True,
+    served: dict | None = None,
 ) -> StageRecord:
     """Stage: run the ladder over every artifact in `out_dir`; write parity.json/.md/.png.
 
     `bisect`: True bisects the failing stages (else the one with the lowest cosine); a stage
     name or list of names bisects those. Returns the StageRecord (`parity` in the manifest).
     Raises ParityError on a threshold violation (after writing the reports) unless
-    `raise_on_violation=False`.
+    `raise_on_violation=False`. `served` ({url, model, protocol, concurrency}) adds the model a
+    Triton server serves as the last rung, `triton`.
     """
     out_dir = Path(out_dir)
     if images < 1:
         raise UserError(f"--images must be >= 1, got {images}")
     t0 = time.perf_counter()
     limits = M.load_thresholds(thresholds)
+    # connect first: an unreachable server or unknown model fails before any image is read
+    served_runner = open_runner("triton", served=served) if served else None
     if data is not None:
         samples, _, source = parity_images(out_dir, data, images, labels, seed)
         x, y = _load(samples, preset.img_size)
@@ -176,6 +180,9 @@ def parity_ladder(
         source = "synthetic sample_images, no labels"
 
     stages, logits, skipped = _run_ladder(out_dir, x, preset, weights, batch_size, progress)
+    if served_runner is not None:
+        stages.append(("triton", None))
+        logits["triton"] = _run(served_runner, x, batch_size, progress)
     ref = logits["paddle"]
     figs = {}
     for name, path in stages:
@@ -183,6 +190,8 @@ def parity_ladder(
             **M.stage_figures(ref, logits[name], y),
             "artifact": path.name if path else None,
         }
+    if served:
+        figs["triton"]["artifact"] = f"{served['model']} @ {served['url']} ({served['protocol']})"
     errors = {name: np.abs(logits[name].astype(np.float64) - ref).max(axis=1) for name, _ in stages}
     bad = [
         v for name, _ in stages[1:] for v in M.violations(name, figs[name], figs["paddle"], limits)

@@ -66,7 +66,8 @@ def test_custom_folders_use_sorted_names_and_say_so(tmp_path, caplog):
     for cls in ("dogs", "cats", "birds"):
         solid_jpeg(tmp_path / cls / f"{cls}.jpg")
     (tmp_path / "notes.txt").write_text("not an image")
-    with caplog.at_level(logging.INFO):
+    # the logger's own level too: a session fixture (xxs1) leaves `pipeline` at WARNING
+    with caplog.at_level(logging.INFO, logger="pipeline"):
         ds = ImageFolderDataset.from_dir(tmp_path)
     assert ds.layout == "folders" and ds.class_names == ("birds", "cats", "dogs")
     assert _labels(ds) == {"birds.jpg": 0, "cats.jpg": 1, "dogs.jpg": 2}
