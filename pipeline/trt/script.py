@@ -36,7 +36,7 @@ run() {{ if [ -n "${{DRY_RUN:-}}" ]; then echo "$*"; else "$@"; fi; }}
 MODE="${{1:-python}}"
 PLUGINS="${{CAIT_PLUGINS:-}}"
 if [ -z "$PLUGINS" ] && [ -f {lib} ]; then PLUGINS="$PWD/{lib}"; fi
-{require_plugins}TRT_VERSION="${{TRT_VERSION:-$(python3 -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || echo {target})}}"
+{require_plugins}{require_gpu}TRT_VERSION="${{TRT_VERSION:-$(python3 -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || echo {target})}}"
 case "$MODE" in
   python)
     run python3 -m pipeline engine {onnx_q} -o {engine_q} {py_args} ${{PLUGINS:+--plugins "$PLUGINS"}}
@@ -60,6 +60,17 @@ fi
 """
 
 
+# A model whose precision needs a newer GPU (FP8: compute capability >= 8.9) says so, and stops
+# early where nvidia-smi reports an older one (Jetson has no nvidia-smi: TensorRT then refuses).
+_REQUIRE_GPU = """# Needs a GPU of compute capability >= {compute} ({why}).
+CC="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 || true)"
+if [ -n "$CC" ] && ! awk -v c="$CC" 'BEGIN {{ exit !(c + 0 >= {compute}) }}'; then
+  echo "error: {onnx} needs compute capability >= {compute} ({why}); this GPU has $CC" >&2
+  exit 2
+fi
+"""
+
+
 def make_executable(path: Path) -> Path:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
@@ -73,8 +84,10 @@ def write_build_script(
     input_shape: tuple[int, ...],
     settings: EngineSettings = DEFAULTS,
     needs_plugins: bool = True,
+    min_compute: str | None = None,
 ) -> Path:
-    """Write `<out_dir>/<stem>.build_engine.sh` (paths relative to out_dir) and return its path."""
+    """Write `<out_dir>/<stem>.build_engine.sh` (paths relative to out_dir) and return its path.
+    `min_compute`: the least compute capability the model needs (FP8: "8.9"), checked first."""
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     engine = engine_path(onnx_path, out_dir)
     rel_onnx = os.path.relpath(onnx_path.resolve(), out_dir.resolve())
@@ -107,6 +120,9 @@ def write_build_script(
         target=settings.target,
         lib=PLUGIN_LIB,
         require_plugins=require,
+        require_gpu=_REQUIRE_GPU.format(compute=min_compute, onnx=rel_onnx, why="FP8 Q/DQ")
+        if min_compute
+        else "",
         onnx_q=quote([rel_onnx]),
         engine_q=quote([engine.name]),
         py_args=py_args,

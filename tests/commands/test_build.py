@@ -141,6 +141,8 @@ def _calib_folder(tmp_path, kind):
     "argv,needle",
     [
         (["--int8"], "--int8 needs --calib-data"),
+        (["--fp8"], "FP8 needs compute capability >= 8.9"),  # --trt 10.3 (default): Orin
+        (["--fp8", "--trt", "11.x"], "--fp8 needs --calib-data"),
         (["--batch", "8:1:32"], "min:opt:max"),
         (["--batch", "1:x:3"], "min:opt:max"),
         (["--trt", "9.0"], "TensorRT"),
@@ -154,6 +156,10 @@ def _calib_folder(tmp_path, kind):
         (
             ["--int8", "--calib-data", "{broken}", "--calib-images", "0"],
             "--calib-images must be >= 1",
+        ),
+        (
+            ["--fp8", "--trt", "11.x", "--calib-data", "{broken}", "--calib-method", "entropy"],
+            "does not apply to fp8",
         ),
     ],
 )
@@ -169,7 +175,9 @@ def test_build_bad_input_fails_before_any_stage(tmp_path, cli, argv, needle):
     assert not (tmp_path / "o").exists()
 
 
-def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
+def test_fp16_int8_fp8_each_get_a_check_and_an_engine_script(tmp_path, cli):
+    """One build, three precisions: INT8 and FP8 share the calibration pass (FP8 hits the
+    cache), the ladder runs FP8 on ONNX Runtime, and `check --trt 10.3` refuses the FP8 model."""
     from tests.support.synthetic import write_synthetic_imagenet
 
     write_synthetic_imagenet(tmp_path / "jpegs", 24, size=64, layout="flat", seed=0)
@@ -182,6 +190,9 @@ def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
         "1",
         "--fp16",
         "--int8",
+        "--fp8",
+        "--trt",
+        "11.x",
         "--calib-data",
         tmp_path / "jpegs",
         "--calib-images",
@@ -194,7 +205,16 @@ def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
         out,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    for p in ("fp16", "int8"):
+    for p in ("fp16", "int8", "fp8"):
         assert (out / f"model.{p}.build_engine.sh").exists()
-    assert (r.stdout + r.stderr).count("engine: skipped (no TensorRT)") == 2
-    assert "ok for 2 model(s)" in r.stdout
+    assert (r.stdout + r.stderr).count("engine: skipped (no TensorRT)") == 3
+    assert "ok for 3 model(s)" in r.stdout
+    assert "compute capability >= 8.9" in (out / "model.fp8.build_engine.sh").read_text()
+    assert "compute capability" not in (out / "model.int8.build_engine.sh").read_text()
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert stages["fp8"]["calibration"]["cache"] == "hit"  # INT8's pass served FP8 too
+    fp8 = json.loads((out / "parity.json").read_text())["stages"]["fp8"]
+    assert fp8["cosine_min"] > 0.99, fp8
+    r = cli("check", out / "model.fp8.onnx", "--trt", "10.3")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "compute capability" in errors[0]
