@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.artifacts import find_artifact, write_json_atomic
+from pipeline.artifacts import FUSED, find_artifact, write_json_atomic
 from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
 from pipeline.data import ImageFolderDataset, class_balanced_sample, iter_batches
 from pipeline.errors import UserError
 from pipeline.parity.metrics import topk_hits
 from pipeline.runners import open_runner
 
-BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "engine")
+# a stage of the artifact folder, or `openvino`: the plugin-free graph (model.fused.onnx, else
+# model.onnx) on OpenVINO's CPU runtime
+BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "fp8", "engine", "openvino")
 
 
 def add_arguments(p):
@@ -61,11 +63,21 @@ def run(args) -> int:
     samples = list(ds.samples)
     if args.limit and args.limit < len(samples):
         samples = sorted(class_balanced_sample(samples, args.limit, seed=0), key=lambda s: s.path)
-    prefer = {"fp16": "fp16", "int8": "int8"}.get(args.backend, "fp32")
+    prefer = {"fp16": "fp16", "int8": "int8", "fp8": "fp8"}.get(args.backend, "fp32")
     dirs = dirs_from_args(args, preset, prefer)
-    path = None if args.backend == "paddle" else find_artifact(args.backend, dirs)
+    path, runtime = None, "onnxruntime"
+    if args.backend == "openvino":
+        runtime = "openvino"
+        path = find_artifact("fused" if any((d / FUSED).exists() for d in dirs) else "onnx", dirs)
+    elif args.backend != "paddle":
+        path = find_artifact(args.backend, dirs)
     stage = open_runner(
-        args.backend, path, preset=preset, weights=args.weights, plugins=args.plugins
+        args.backend,
+        path,
+        preset=preset,
+        weights=args.weights,
+        plugins=args.plugins,
+        runtime=runtime,
     )
 
     stream = iter_batches(samples, size=preset.img_size, batch_size=args.batch_size)
