@@ -5,6 +5,7 @@ from __future__ import annotations
 from pipeline.artifacts import EXPORTED
 from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
 from pipeline.errors import UserError
+from pipeline.runners import CPU_RUNTIMES
 from pipeline.stages.parity import parity_ladder
 
 
@@ -35,6 +36,12 @@ def add_arguments(p):
         " names the first block whose error jumps",
     )
     p.add_argument(
+        "--backend",
+        choices=CPU_RUNTIMES,
+        default="onnxruntime",
+        help="runtime of the ONNX rungs: onnxruntime (default) or openvino",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -61,6 +68,7 @@ def run(args) -> int:
         bisect=args.bisect,
         labels=args.labels,
         seed=args.seed,
+        backend=args.backend,
     )
     for name, f in rec["stages"].items():
         if name == "paddle":
