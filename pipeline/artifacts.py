@@ -1,8 +1,8 @@
 """The artifact folder: its layout (names, directories), atomic writes, hashes, `manifest.json`.
 
 Layout (a compatibility surface: deployed folders and scripts rely on these names):
-    engines/<model>[_d<depth>]/<fp32|fp16|int8>/
-        model.onnx  model.fused.onnx  model.fp16.onnx  model.int8.onnx   (ONNX_STAGES)
+    engines/<model>[_d<depth>]/<fp32|fp16|int8|fp8>/
+        model.onnx  model.fused.onnx  model.fp16.onnx  model.int8.onnx  model.fp8.onnx  (ONNX_STAGES)
         model.<…>.engine  model.<…>.build_engine.sh                     (engine_path, script_path)
         calib.json  fusion_report.json/.md  parity.json/.md/.png  manifest.json
         triton/  deepstream/                 (`package`: a model repository, an nvinfer config)
@@ -35,8 +35,15 @@ from pipeline.errors import UserError
 
 MANIFEST = "manifest.json"
 EXPORTED, FUSED, FP16, INT8 = "model.onnx", "model.fused.onnx", "model.fp16.onnx", "model.int8.onnx"
-ONNX_STAGES = {"onnx": EXPORTED, "fused": FUSED, "fp16": FP16, "int8": INT8}  # ladder order
-PRECISIONS = ("fp32", "fp16", "int8")
+FP8 = "model.fp8.onnx"
+ONNX_STAGES = {
+    "onnx": EXPORTED,
+    "fused": FUSED,
+    "fp16": FP16,
+    "int8": INT8,
+    "fp8": FP8,
+}  # ladder order
+PRECISIONS = ("fp32", "fp16", "int8", "fp8")
 CALIB_CACHE = "calib.json"
 FUSION_REPORT = "fusion_report.json"
 PARITY_JSON, PARITY_MD, PARITY_PNG = "parity.json", "parity.md", "parity.png"

@@ -30,11 +30,11 @@ COMMANDS = {
         "plugin-free fast path with --attention onnx); prints rewrites per pass"
     ),
     "quantize": (
-        "calibrate on a folder of images and write DIR/model.int8.onnx (explicit Q/DQ for "
-        "TensorRT; statistics cached in DIR/calib.json)"
+        "calibrate on a folder of images and write DIR/model.int8.onnx or model.fp8.onnx "
+        "(explicit Q/DQ for TensorRT; statistics cached in DIR/calib.json)"
     ),
     "build": (
-        "build a preset end to end: export, fuse, FP16/INT8, parity ladder, TensorRT "
+        "build a preset end to end: export, fuse, FP16/INT8/FP8, parity ladder, TensorRT "
         "engine (or the script that builds it on the target)"
     ),
     "engine": (
@@ -46,10 +46,17 @@ COMMANDS = {
         "accuracy with labels); exit 1 on a threshold violation"
     ),
     "eval": (
-        "top-1/top-5 accuracy of one stage (paddle, onnx, fused, fp16, int8, engine) or of a "
-        "Triton-served model (triton) on a folder"
+        "top-1/top-5 accuracy of one stage (paddle, onnx, fused, fp16, int8, fp8, engine, "
+        "openvino) or of a Triton-served model (triton) on a folder"
     ),
-    "infer": "classify images with a TensorRT engine (--engine) or ONNX Runtime (--onnx)",
+    "infer": (
+        "classify images with a TensorRT engine (--engine) or an ONNX model (--onnx) on "
+        "ONNX Runtime or OpenVINO"
+    ),
+    "explain": (
+        "class-attention maps per head (last class-attention layer) from the deployed ONNX, "
+        "checked against Paddle: PNG overlays and raw .npy"
+    ),
     "package": (
         "package an engine for serving: a Triton model repository (triton) or a DeepStream "
         "nvinfer config with its measured preprocessing drift (deepstream)"

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""CPU runtime benchmark: Paddle (dygraph, Paddle Inference + oneDNN) and ONNX Runtime (fp32
-plain, fp32 plugin-free fast path, int8) at batch 1 and 8, each engine in its own process,
-reported as ratios to Paddle Inference.
+"""CPU runtime benchmark: Paddle (dygraph, Paddle Inference + oneDNN), ONNX Runtime and OpenVINO
+(fp32 plain, fp32 plugin-free fast path, int8) at batch 1 and 8, each engine in its own process,
+reported as ratios to Paddle Inference, and OpenVINO against ONNX Runtime on the same graph.
 
     python scripts/bench_runtime.py --model cait_xxs_24 --root engines/cait_xxs_24 [--threads 2]
+        [--rounds 3]
+
+`--rounds R` runs every engine once per round, round after round (alternating, so a burst of
+load from elsewhere hits all engines alike) and reports each engine's median over the rounds.
 
 Artifacts are found under --root (searched recursively; override with --fp32/--fast/--int8):
 - Paddle Inference: <dir>/paddle/inference.json|.pdmodel + .pdiparams (written by export)
 - ORT fp32 plain:   model.onnx
 - ORT fp32 fast:    a model.fused.onnx without plugin nodes (build --attention onnx)
 - ORT int8:         a model.int8.onnx without plugin nodes (build --int8 --attention onnx)
+- OpenVINO (ov-*):   the same three files, through pipeline.runners.openvino (what `infer
+                     --backend openvino` runs: fp32 inference precision, LATENCY hint)
 Missing ones are skipped with a note. Numbers are wall-clock medians; on shared CPUs expect
 ±30 % noise on shared machines: compare ratios from one run, not numbers across runs.
 """
@@ -26,7 +32,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINES = ("paddle-dygraph", "paddle-inference", "ort-fp32", "ort-fp32-fast", "ort-int8")
+ENGINES = (
+    "paddle-dygraph",
+    "paddle-inference",
+    "ort-fp32",
+    "ort-fp32-fast",
+    "ort-int8",
+    "ov-fp32",
+    "ov-fp32-fast",
+    "ov-int8",
+)
 REFERENCE = "paddle-inference"
 
 
@@ -54,6 +69,8 @@ def find_artifacts(args) -> dict[str, Path | None]:
         Path(args.fast) if args.fast else first("model.fused.onnx", plugin_free)
     )
     found["ort-int8"] = Path(args.int8) if args.int8 else first("model.int8.onnx", plugin_free)
+    for kind in ("fp32", "fp32-fast", "int8"):  # OpenVINO reads the same files
+        found[f"ov-{kind}"] = found[f"ort-{kind}"]
     program = first("paddle/inference.json") or first("paddle/inference.pdmodel")
     found["paddle-inference"] = program
     found["paddle-dygraph"] = Path("<model>")  # built from the preset, needs no artifact
@@ -75,6 +92,10 @@ def make_runner(engine: str, path: str, preset, threads: int):
         name = sess.get_inputs()[0].name
         dtype = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
         return lambda x: sess.run(None, {name: x.astype(dtype)})[0]
+    if engine.startswith("ov"):
+        from pipeline.runners.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path, threads=threads).run
     import paddle
 
     paddle.set_device("cpu")
@@ -150,6 +171,84 @@ def worker(args) -> None:
 # ---- parent: one subprocess per (engine, batch) -----------------------------------------------
 
 
+def run_case(args, engine: str, path: Path, batch: int, notes: list) -> dict | None:
+    """One (engine, batch) measurement in a fresh process."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        engine,
+        "--path",
+        str(path),
+        "--batch",
+        str(batch),
+        "--model",
+        args.model,
+        "--threads",
+        str(args.threads),
+        "--seconds",
+        str(args.seconds),
+        "--warmup",
+        str(args.warmup),
+        "--min-iters",
+        str(args.min_iters),
+        "--max-iters",
+        str(args.max_iters),
+    ]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        OMP_NUM_THREADS=str(args.threads),
+        GLOG_minloglevel="2",
+    )
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = next((s for s in reversed(r.stdout.splitlines()) if s.startswith("{")), None)
+    if r.returncode != 0 or line is None:
+        notes.append(
+            f"{engine} batch {batch}: failed — {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
+        )
+        return None
+    return json.loads(line)
+
+
+def median_over_rounds(runs: list[dict]) -> list[dict]:
+    """One result per (engine, batch): the median of its rounds' medians, in first-seen order."""
+    keys = list(dict.fromkeys((r["engine"], r["batch"]) for r in runs))
+    out = []
+    for engine, batch in keys:
+        ms = [r["median_ms"] for r in runs if (r["engine"], r["batch"]) == (engine, batch)]
+        med = statistics.median(ms)
+        out.append(
+            {
+                "engine": engine,
+                "batch": batch,
+                "median_ms": med,
+                "images_per_s": batch / (med / 1e3),
+                "rounds_ms": ms,
+            }
+        )
+    return out
+
+
+def runtime_ratios(results: list[dict]) -> list[str]:
+    """'OpenVINO vs ONNX Runtime' on the same graph and batch: ORT time / OpenVINO time."""
+    ms = {(r["engine"], r["batch"]): r["median_ms"] for r in results}
+    lines = []
+    for (engine, batch), t in ms.items():
+        if engine.startswith("ov-") and ("ort-" + engine[3:], batch) in ms:
+            ort = ms["ort-" + engine[3:], batch]
+            lines.append(
+                f"OpenVINO vs ONNX Runtime, {engine[3:]}, batch {batch}: {ort / t:.2f}× "
+                f"({ort:.1f} / {t:.1f} ms)"
+            )
+    if ("ov-fp32-fast", 1) in ms and ("ort-fp32", 1) in ms:
+        lines.append(
+            "OpenVINO fast path vs ONNX Runtime plain export, batch 1: "
+            f"{ms['ort-fp32', 1] / ms['ov-fp32-fast', 1]:.2f}×"
+        )
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="cait_xxs_24")
@@ -162,6 +261,7 @@ def main(argv=None) -> int:
     p.add_argument("--min-iters", type=int, default=5)
     p.add_argument("--max-iters", type=int, default=1000)
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    p.add_argument("--rounds", type=int, default=1, help="alternating rounds (median over them)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
@@ -172,49 +272,19 @@ def main(argv=None) -> int:
         return 0
     args.root = args.root or str(ROOT / "engines" / args.model)
     found = find_artifacts(args)
-    results, notes = [], []
-    for engine in args.engines:
-        path = found.get(engine)
-        if path is None:
-            notes.append(f"{engine}: skipped — no artifact under {args.root}")
-            continue
-        for batch in args.batches:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--worker",
-                engine,
-                "--path",
-                str(path),
-                "--batch",
-                str(batch),
-                "--model",
-                args.model,
-                "--threads",
-                str(args.threads),
-                "--seconds",
-                str(args.seconds),
-                "--warmup",
-                str(args.warmup),
-                "--min-iters",
-                str(args.min_iters),
-                "--max-iters",
-                str(args.max_iters),
-            ]
-            env = dict(
-                os.environ,
-                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                OMP_NUM_THREADS=str(args.threads),
-                GLOG_minloglevel="2",
-            )
-            r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = next((s for s in reversed(r.stdout.splitlines()) if s.startswith("{")), None)
-            if r.returncode != 0 or line is None:
-                notes.append(
-                    f"{engine} batch {batch}: failed — {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
-                )
+    runs, notes = [], []
+    for _ in range(max(args.rounds, 1)):
+        for engine in args.engines:
+            path = found.get(engine)
+            if path is None:
+                note = f"{engine}: skipped — no artifact under {args.root}"
+                notes += [note] if note not in notes else []
                 continue
-            results.append(json.loads(line))
+            for batch in args.batches:
+                result = run_case(args, engine, path, batch, notes)
+                if result:
+                    runs.append(result)
+    results = median_over_rounds(runs)
     ref = {r["batch"]: r["median_ms"] for r in results if r["engine"] == REFERENCE}
     print(f"{'engine':<18} {'batch':>5} {'median ms':>10} {'img/s':>8} {'× Paddle Inference':>19}")
     for r in results:
@@ -224,6 +294,8 @@ def main(argv=None) -> int:
             f"{r['engine']:<18} {r['batch']:>5} {r['median_ms']:>10.1f} "
             f"{r['images_per_s']:>8.1f} {ratio:>18.2f}×"
         )
+    for line in runtime_ratios(results):
+        print(line)
     for n in notes:
         print(f"note: {n}")
     if not ref:

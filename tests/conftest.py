@@ -5,6 +5,7 @@ Full-size presets are opt-in (CAIT_FULL=1); GPU tests skip with a reason.
   parity checks can fail), cached per session.
 - `xxs1`: cait_xxs_24 at depth 1 (random weights, real 224-px graph) and a folder of synthetic
   ImageNet JPEGs: structure tests and the stage chain.
+- `fast_path`: the strong-γ depth-1 export fused plugin-free (`--attention onnx`).
 - `digits`: the trained `cait_digits` fixture exported to ONNX + its data written as PNG folders
   (train split for calibration, held-out split for accuracy). Skips if the weights are missing.
 - `classifier_path`: a toy ONNX classifier (tests/support/graphs.py).
@@ -78,6 +79,27 @@ def exported(tmp_path_factory):
         return cache[name, depth]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fast_path(exported, tmp_path_factory):
+    """cait_xxs_24 at depth 1 (strong γ) fused plugin-free (`--attention onnx`): the graph
+    OpenVINO, FP8's attention Q/DQ and the explain maps read. Its folder holds model.onnx too."""
+    import shutil
+
+    from pipeline.stages.fuse import fuse
+
+    src = exported("cait_xxs_24", 1)
+    out = tmp_path_factory.mktemp("fast_path")
+    shutil.copy(src, out / "model.onnx")
+    fuse(out / "model.onnx", out / "model.fused.onnx", attention="onnx", expect_blocks=1)
+    return SimpleNamespace(
+        preset=get_preset("cait_xxs_24", depth=1),
+        weights=str(src.parent / "strong.pdparams"),
+        out=out,
+        onnx=out / "model.onnx",
+        fused=out / "model.fused.onnx",
+    )
 
 
 @pytest.fixture(scope="session")

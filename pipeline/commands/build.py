@@ -35,10 +35,11 @@ from pipeline.stages.export import export, validate_opset
 from pipeline.stages.fuse import fuse
 from pipeline.stages.parity import parity_ladder
 from pipeline.stages.precision import to_fp16
-from pipeline.stages.quantize import calibration_set, to_int8
+from pipeline.stages.quantize import FORMATS, calibration_set, quantize
 from pipeline.stages.variants import candidates, describe, parse_attention, variants_stage
 from pipeline.trt.check import check_onnx
 from pipeline.trt.settings import EngineSettings
+from pipeline.trt.versions import refuse_fp8
 from pipeline.weights import checkpoint_path
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,19 @@ def add_arguments(p):
     g.add_argument("--fp16", action="store_true", help="write model.fp16.onnx (mixed precision)")
     g.add_argument("--fp16-io", action="store_true", help="fp16 graph inputs/outputs")
     g.add_argument("--int8", action="store_true", help="write model.int8.onnx (explicit Q/DQ)")
-    g.add_argument("--calib-data", help="image folder for INT8 calibration (and parity images)")
+    g.add_argument(
+        "--fp8",
+        action="store_true",
+        help="write model.fp8.onnx (E4M3 Q/DQ; needs compute capability >= 8.9, so "
+        "--trt 10.16 or 11.x: never Orin)",
+    )
+    g.add_argument("--calib-data", help="image folder for calibration (and parity images)")
     g.add_argument("--calib-images", type=int, default=512)
-    g.add_argument("--calib-method", choices=["entropy", "percentile", "max"], default="entropy")
+    g.add_argument(
+        "--calib-method",
+        choices=["entropy", "percentile", "max"],
+        help="INT8: entropy (default), percentile, max; FP8: max (default), percentile",
+    )
     g.add_argument("--calib-seed", type=int, default=0)
     g = p.add_argument_group("parity")
     g.add_argument(
@@ -88,6 +99,10 @@ def add_arguments(p):
     )
 
 
+# The artifact folder a build writes to by default: its most quantized precision.
+PRECISION_DIRS = ("int8", "fp8", "fp16")
+
+
 @dataclasses.dataclass
 class Build:
     """What the steps share: the validated inputs, and the summary they fill in."""
@@ -108,8 +123,9 @@ class Build:
     @property
     def engine_onnxs(self) -> list[Path]:
         """The models TensorRT gets: each precision built, else the fused fp32 model."""
+        a, fp8 = self.args, FORMATS["fp8"].artifact
         built = [
-            self.out / name for name, on in ((FP16, self.args.fp16), (INT8, self.args.int8)) if on
+            self.out / name for name, on in ((FP16, a.fp16), (INT8, a.int8), (fp8, a.fp8)) if on
         ]
         return built or [self.out / FUSED]
 
@@ -124,10 +140,12 @@ def validate(args) -> Build:
         checkpoint_path(args.weights)
     if args.images < 1:
         raise UserError(f"--images must be >= 1, got {args.images}")
-    if args.int8:
+    if args.fp8:
+        refuse_fp8(settings.target)
+    for precision in [p for p in FORMATS if getattr(args, p)]:
         if not args.calib_data:
             raise UserError(
-                "--int8 needs --calib-data DIR (a folder of images for calibration, "
+                f"--{precision} needs --calib-data DIR (a folder of images for calibration, "
                 "e.g. ImageNet val)"
             )
         calibration_set(
@@ -136,6 +154,7 @@ def validate(args) -> Build:
             method=args.calib_method,
             seed=args.calib_seed,
             fp16_io=args.fp16_io,
+            precision=precision,
         )
     if args.data:
         ImageFolderDataset.from_dir(args.data)
@@ -143,7 +162,9 @@ def validate(args) -> Build:
         raise UserError(
             f"--plugins {args.plugins}: no such file (build it with CMake, target cait_trt_plugins)"
         )
-    out = out_dir_from_args(args, preset, "int8" if args.int8 else "fp16" if args.fp16 else "fp32")
+    out = out_dir_from_args(
+        args, preset, next((p for p in PRECISION_DIRS if getattr(args, p)), "fp32")
+    )
     return Build(args, preset, out, settings, attention)
 
 
@@ -168,18 +189,24 @@ def _fp16(b: Build) -> None:
     b.summary["fp16"] = str(to_fp16(b.out / FUSED, b.out / FP16, fp16_io=b.args.fp16_io).path)
 
 
-def _int8(b: Build) -> None:
-    a = b.args
-    rec = to_int8(
-        b.out / FUSED,
-        b.out / INT8,
-        calib_data=a.calib_data,
-        images=a.calib_images,
-        method=a.calib_method,
-        seed=a.calib_seed,
-        fp16_io=a.fp16_io,
-    )
-    b.summary["int8"] = str(rec.path)
+def _quantized(precision: str):
+    """The INT8 or FP8 step: one calibration split, the same settings, one summary line."""
+
+    def step(b: Build) -> None:
+        a = b.args
+        rec = quantize(
+            b.out / FUSED,
+            b.out / FORMATS[precision].artifact,
+            precision=precision,
+            calib_data=a.calib_data,
+            images=a.calib_images,
+            method=a.calib_method,
+            seed=a.calib_seed,
+            fp16_io=a.fp16_io,
+        )
+        b.summary[precision] = str(rec.path)
+
+    return step
 
 
 def _parity(b: Build) -> None:
@@ -272,7 +299,8 @@ STEPS = [
     ("export", _export, lambda a: True),
     ("fuse", _fuse, lambda a: True),
     ("fp16", _fp16, lambda a: a.fp16),
-    ("int8", _int8, lambda a: a.int8),
+    ("int8", _quantized("int8"), lambda a: a.int8),
+    ("fp8", _quantized("fp8"), lambda a: a.fp8),
     ("parity", _parity, lambda a: True),
     ("variants", _variants, lambda a: True),
     ("check", _check, lambda a: True),

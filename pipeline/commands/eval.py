@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import find_artifact, write_json_atomic
+from pipeline.artifacts import FUSED, find_artifact, write_json_atomic
 from pipeline.commands.common import (
     add_model_args,
     add_triton_args,
@@ -20,7 +20,9 @@ from pipeline.errors import UserError
 from pipeline.parity.metrics import topk_hits
 from pipeline.runners import open_runner
 
-BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "engine", "triton")
+# a stage of the artifact folder; `openvino`: the plugin-free graph (model.fused.onnx, else
+# model.onnx) on OpenVINO's CPU runtime; `triton`: the model a Triton server serves (--url)
+BACKENDS = ("paddle", "onnx", "fused", "fp16", "int8", "fp8", "engine", "openvino", "triton")
 
 
 def add_arguments(p):
@@ -73,15 +75,21 @@ def run(args) -> int:
     samples = list(ds.samples)
     if args.limit and args.limit < len(samples):
         samples = sorted(class_balanced_sample(samples, args.limit, seed=0), key=lambda s: s.path)
-    prefer = {"fp16": "fp16", "int8": "int8"}.get(args.backend, "fp32")
+    prefer = {"fp16": "fp16", "int8": "int8", "fp8": "fp8"}.get(args.backend, "fp32")
     dirs = dirs_from_args(args, preset, prefer)
-    path = None if args.backend in ("paddle", "triton") else find_artifact(args.backend, dirs)
+    path, runtime = None, "onnxruntime"
+    if args.backend == "openvino":
+        runtime = "openvino"
+        path = find_artifact("fused" if any((d / FUSED).exists() for d in dirs) else "onnx", dirs)
+    elif args.backend not in ("paddle", "triton"):
+        path = find_artifact(args.backend, dirs)
     stage = open_runner(
         args.backend,
         path,
         preset=preset,
         weights=args.weights,
         plugins=args.plugins,
+        runtime=runtime,
         served=served,
     )
     if stage.input_size != preset.img_size:

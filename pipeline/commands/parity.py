@@ -11,6 +11,7 @@ from pipeline.commands.common import (
     served_from_args,
 )
 from pipeline.errors import UserError
+from pipeline.runners import CPU_RUNTIMES
 from pipeline.stages.parity import parity_ladder
 
 
@@ -41,6 +42,12 @@ def add_arguments(p):
         " names the first block whose error jumps",
     )
     p.add_argument(
+        "--backend",
+        choices=CPU_RUNTIMES,
+        default="onnxruntime",
+        help="runtime of the ONNX rungs: onnxruntime (default) or openvino",
+    )
+    p.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -69,6 +76,7 @@ def run(args) -> int:
         labels=args.labels,
         seed=args.seed,
         served=served_from_args(args, preset),
+        backend=args.backend,
     )
     for name, f in rec["stages"].items():
         if name == "paddle":

@@ -1,13 +1,14 @@
-"""`quantize`: fp32 ONNX → model.int8.onnx (explicit Q/DQ, rest fp16), calibrated on a folder."""
+"""`quantize`: fp32 ONNX → model.int8.onnx or model.fp8.onnx (explicit Q/DQ, rest fp16),
+calibrated on a folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.artifacts import EXPORTED, FUSED, INT8
+from pipeline.artifacts import EXPORTED, FUSED
 from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
 from pipeline.errors import UserError
-from pipeline.stages.quantize import to_int8
+from pipeline.stages.quantize import FORMATS, quantize
 
 
 def add_arguments(p):
@@ -29,7 +30,17 @@ def add_arguments(p):
         default=512,
         help="calibration images (default 512; NVIDIA advises ≥ 500 for ViTs)",
     )
-    p.add_argument("--calib-method", choices=["entropy", "percentile", "max"], default="entropy")
+    p.add_argument(
+        "--precision",
+        choices=list(FORMATS),
+        default="int8",
+        help="int8 (default) or fp8 (E4M3: TensorRT on compute capability >= 8.9)",
+    )
+    p.add_argument(
+        "--calib-method",
+        choices=["entropy", "percentile", "max"],
+        help="int8: entropy (default), percentile, max; fp8: max (default), percentile",
+    )
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--calib-seed", type=int, default=0)
     p.add_argument(
@@ -57,7 +68,7 @@ def run(args) -> int:
         out = Path(args.out) if args.out else src.parent
     else:
         src = None
-        for d in dirs_from_args(args, preset, "int8"):
+        for d in dirs_from_args(args, preset, args.precision):
             for name in (FUSED, EXPORTED):
                 if (d / name).exists():
                     src, out = d / name, d
@@ -67,12 +78,14 @@ def run(args) -> int:
         if src is None:
             raise UserError(
                 f"no model.fused.onnx or model.onnx for {preset.name} in "
-                f"{', '.join(map(str, dirs_from_args(args, preset, 'int8')))}: run "
+                f"{', '.join(map(str, dirs_from_args(args, preset, args.precision)))}: run "
                 "export/fuse first or pass --src"
             )
-    rec = to_int8(
+    dst = out / FORMATS[args.precision].artifact
+    rec = quantize(
         src,
-        out / INT8,
+        dst,
+        precision=args.precision,
         calib_data=args.calib_data,
         labels=args.labels,
         images=args.calib_images,
@@ -85,7 +98,7 @@ def run(args) -> int:
     )
     c = rec["calibration"]
     print(
-        f"int8: {out / INT8} — {rec['quantized_nodes']} nodes quantized, "
-        f"{args.calib_method} over {c['images_used']} images (cache {c['cache']})"
+        f"{args.precision}: {dst} — {rec['quantized_nodes']} nodes quantized, "
+        f"{rec['settings']['method']} over {c['images_used']} images (cache {c['cache']})"
     )
     return 0

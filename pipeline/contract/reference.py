@@ -185,7 +185,7 @@ def inline_reference(model: onnx.ModelProto, ops=None) -> onnx.ModelProto:
     `ops`: the fused op types to inline (default: all); the others stay plugin nodes."""
     import onnx.inliner
 
-    attached = attach_reference_functions(model)
+    attached = _same_opset(attach_reference_functions(model))
     if ops is not None:  # only functions present are inlined: the other fused nodes stay
         inline = [f for f in attached.functions if f.name in set(ops)]
         del attached.functions[:]
@@ -200,4 +200,15 @@ def runnable(model: onnx.ModelProto) -> onnx.ModelProto:
     (ORT refuses a custom op without a body); the model itself when it has no plugin nodes."""
     if not any(n.domain == DOMAIN for n in model.graph.node):
         return model
-    return attach_reference_functions(model)
+    return _same_opset(attach_reference_functions(model))
+
+
+def _same_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Function bodies import the default domain at the exporter's opset; ONNX Runtime and the
+    inliner want the model's (a Q/DQ model is opset 19). Their ops mean the same at both."""
+    ver = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    for f in model.functions:
+        for o in f.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                o.version = ver
+    return model

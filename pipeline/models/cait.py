@@ -97,12 +97,18 @@ class ClassAttention(nn.Layer):
         self.v = _linear(dim, dim)
         self.proj = _linear(dim, dim)
 
-    def forward(self, x):
+    def attention(self, x):
+        """The class token's attention over [class token, patches]: (B, H, 1, T), rows sum to 1
+        (what `explain` draws; `forward` uses the same)."""
         H, d = self.num_heads, self.head_dim
         q = self.q(x[:, :1]).reshape([0, 1, H, d]).transpose([0, 2, 1, 3]) * self.scale
         k = self.k(x).reshape([0, 0, H, d]).transpose([0, 2, 1, 3])
+        return F.softmax(paddle.matmul(q, k, transpose_y=True), axis=-1)
+
+    def forward(self, x):
+        H, d = self.num_heads, self.head_dim
+        attn = self.attention(x)  # (B, H, 1, T)
         v = self.v(x).reshape([0, 0, H, d]).transpose([0, 2, 1, 3])
-        attn = F.softmax(paddle.matmul(q, k, transpose_y=True), axis=-1)  # (B, H, 1, T)
         x_cls = paddle.matmul(attn, v).transpose([0, 2, 1, 3]).reshape([0, 1, H * d])
         return self.proj(x_cls)
 

@@ -18,6 +18,7 @@ from pipeline.numerics import compare
 DEFAULT_THRESHOLDS = {
     "fp16": {"min_top1_agreement": 0.99},
     "int8": {"max_top1_drop_pt": 1.0},
+    "fp8": {"max_top1_drop_pt": 1.0},
 }
 
 
@@ -110,3 +111,48 @@ def first_jump(rel: list[float], fraction: float = 0.25) -> int | None:
     if top <= 0:
         return None
     return int(np.argmax(inc >= fraction * top))
+
+
+def checkpoint_errors(ref_taps, taps) -> list[float]:
+    """Worst per-token relative error of each checkpoint of `taps` against `ref_taps` (in order).
+
+    Per token, because a class-attention checkpoint concatenates one changed class token with the
+    untouched patches, which a global norm would dilute."""
+    rel = []
+    for a, b in zip(ref_taps, taps):
+        a = np.asarray(a, np.float64)
+        b = np.asarray(b, np.float64).reshape(a.shape)
+        err = np.linalg.norm(b - a, axis=-1) / np.maximum(np.linalg.norm(a, axis=-1), 1e-30)
+        rel.append(float(err.max()))
+    return rel
+
+
+def remedy(checkpoint: str | None) -> str | None:
+    """What to try when the error first jumps at `checkpoint` (a `checkpoint_labels` name)."""
+    if checkpoint is None:
+        return None
+    if checkpoint == "patch embed":
+        return "keep the patch embedding (Conv) fp32 in the strongly typed model"
+    *where, part = checkpoint.split()
+    block = " ".join(where)
+    if part == "mlp":
+        return f"keep {block}'s MLP (fc1, GELU, fc2) fp32 in the strongly typed model"
+    op = "class attention" if where[0] == "class" else "talking-heads attention"
+    return (
+        f"keep {block}'s {op} fp32 in the strongly typed model, or build its {op} as plain "
+        "ONNX (--attention onnx) instead of the plugin"
+    )
+
+
+def bisect_report(ref_taps, taps, depth: int) -> dict:
+    """Checkpoint names, their errors, the first jump and its remedy (the parity report's rows)."""
+    if len(ref_taps) != len(taps):
+        raise UserError(
+            f"bisect: {len(taps)} checkpoints against the reference's {len(ref_taps)}; "
+            "cannot align them"
+        )
+    rel = checkpoint_errors(ref_taps, taps)
+    names = checkpoint_labels(depth, len(rel))
+    k = first_jump(rel)
+    jump = names[k] if k is not None else None
+    return {"checkpoints": names, "rel_error": rel, "first_jump": jump, "remedy": remedy(jump)}

@@ -18,7 +18,8 @@ def write_markdown(dst: Path, record: dict) -> Path:
     lines = [
         f"# Parity ladder — {record['preset']}",
         "",
-        f"{record['images']} images ({record['source']}); reference: Paddle fp32.",
+        f"{record['images']} images ({record['source']}); reference: Paddle fp32; ONNX "
+        f"rungs on {record.get('backend', 'onnxruntime')}.",
         "",
     ]
     labelled = any("acc_top1" in f for f in st.values())
@@ -78,8 +79,11 @@ def write_markdown(dst: Path, record: dict) -> Path:
             f"## Bisect: {name}",
             "",
             f"First jump: **{b['first_jump']}** (worst per-token relative error of the "
-            "residual stream at each LayerNorm input, in execution order).",
+            "residual stream at each LayerNorm input, in execution order"
+            + (f"; reference {b['reference']}" if b.get("reference") else "")
+            + ").",
             "",
+            *([f"Remedy: {b['remedy']}.", ""] if b.get("remedy") else []),
             "| checkpoint | relative error |",
             "|---|---|",
         ]

@@ -1,5 +1,5 @@
-"""One way to run a CaiT classifier, whatever it is: Paddle, an ONNX model, a TensorRT engine, or
-the model a Triton server serves.
+"""One way to run a CaiT classifier, whatever it is: Paddle, an ONNX model (ONNX Runtime or
+OpenVINO), a TensorRT engine, or the model a Triton server serves.
 
     runner = open_runner("fp16", "engines/m/fp16/model.fp16.onnx")   # or "paddle", "engine", …
     logits = runner.run(images)                 # float32 (B, 3, S, S) → float32 (B, classes)
@@ -18,6 +18,13 @@ from pathlib import Path
 from pipeline.data import imagenet
 from pipeline.errors import UserError
 
+# Runtimes for ONNX models on the CPU. OpenVINO is the default CPU runtime of `infer`: it ran the
+# plugin-free graph of cait_xxs_24 faster than ONNX Runtime in scripts/bench_runtime.py (figures
+# and the decision: docs/tensorrt.md, "CPU runtime benchmark"). ONNX Runtime stays the runtime of
+# calibration and of the ladder's ONNX rungs unless asked: it runs any ONNX the stages write.
+CPU_RUNTIMES = ("onnxruntime", "openvino")
+DEFAULT_CPU_RUNTIME = "openvino"
+
 
 def open_runner(
     kind: str,
@@ -32,11 +39,12 @@ def open_runner(
     skip_manifest_check: bool = False,
     providers=None,
     threads: int | None = None,
+    runtime: str = "onnxruntime",
     served=None,
 ):
     """`kind` "paddle" (needs preset, weights), "engine…" (a TensorRT engine at `path`),
     "triton" (the served model: `served` = {url, model, protocol, concurrency}), anything else:
-    the ONNX model at `path` on ONNX Runtime (named `kind` in reports)."""
+    the ONNX model at `path` on `runtime` (ONNX Runtime or OpenVINO; named `kind` in reports)."""
     if kind == "paddle":
         from pipeline.runners.paddle import PaddleRunner
 
@@ -59,6 +67,12 @@ def open_runner(
             cuda_graph=cuda_graph,
             skip_manifest_check=skip_manifest_check,
         )
+    if runtime == "openvino":
+        from pipeline.runners.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path, name=kind, taps=taps, threads=threads)
+    if runtime != "onnxruntime":
+        raise UserError(f"unknown CPU runtime {runtime!r}: use one of {', '.join(CPU_RUNTIMES)}")
     from pipeline.runners.ort import OrtRunner
 
     return OrtRunner(path, name=kind, taps=taps, providers=providers, threads=threads)
@@ -72,8 +86,11 @@ def open_backend(
     providers=None,
     cuda_graph=False,
     skip_manifest_check=False,
+    backend: str = "auto",
 ):
-    """`infer`'s choice: a TensorRT engine or an ONNX model (exactly one of them)."""
+    """`infer`'s choice: a TensorRT engine or an ONNX model (exactly one of them). An ONNX model
+    runs on `backend`: "onnxruntime", "openvino", or "auto" — ONNX Runtime where its CUDA
+    provider is present, else the default CPU runtime."""
     if (engine is None) == (onnx is None):
         raise UserError("give exactly one of --engine or --onnx")
     if engine is not None:
@@ -84,9 +101,19 @@ def open_backend(
             cuda_graph=cuda_graph,
             skip_manifest_check=skip_manifest_check,
         )
+    if backend == "auto":
+        backend = "onnxruntime" if _has_cuda_provider() else DEFAULT_CPU_RUNTIME
+    if backend == "openvino":
+        return open_runner("openvino", onnx, runtime="openvino")
     from pipeline.runners.ort import OrtRunner
 
     return OrtRunner(onnx, providers=providers or "auto")
+
+
+def _has_cuda_provider() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def softmax(logits):

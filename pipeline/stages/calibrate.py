@@ -1,4 +1,4 @@
-"""INT8 calibration: streamed activation statistics (ONNX Runtime, CPU) and three ways to pick amax.
+"""INT8/FP8 calibration: streamed activation statistics (ONNX Runtime, CPU) and three ways to pick amax.
 
 Why our own collector instead of `onnxruntime.quantization.create_calibrator` (measured here):
 its Entropy method with default bins returns exactly the MinMax scales, a real 2048-bin entropy
@@ -42,7 +42,7 @@ QUANT_LEVELS = 128  # int8 symmetric: 0…127 on |x|
 ENTROPY_START = 128
 METHODS = ("entropy", "percentile", "max")
 DEFAULT_PERCENTILE = 99.99
-COLLECTOR_VERSION = 1  # bump when the statistics change meaning (invalidates calib.json)
+COLLECTOR_VERSION = 2  # bump when the statistics change meaning (invalidates calib.json)
 
 
 class AbsHistogram:
@@ -176,13 +176,15 @@ def collect(
     return hists
 
 
-def cache_key(model_hash: str, data_hash: str, preprocess: dict, tensors: list[str]) -> str:
+def cache_key(model_hash: str, data_hash: str, preprocess: dict) -> str:
+    """What the statistics depend on. The tensors are not part of it: a cache holding more
+    tensors than asked serves any subset (FP8 also histograms the attention MatMuls' inputs,
+    INT8 only the linear layers'), so the two formats share one pass over the images."""
     blob = json.dumps(
         {
             "model": model_hash,
             "data": data_hash,
             "preprocess": preprocess,
-            "tensors": sorted(tensors),
             "bins": BINS,
             "version": COLLECTOR_VERSION,
         },
@@ -192,6 +194,7 @@ def cache_key(model_hash: str, data_hash: str, preprocess: dict, tensors: list[s
 
 
 def load_cache(path: Path, key: str) -> dict[str, AbsHistogram] | None:
+    """Every histogram cached under `key` (None: no such cache)."""
     if not path.exists():
         return None
     try:
@@ -224,12 +227,11 @@ def calibrate(
 ) -> tuple[dict[str, AbsHistogram], dict]:
     """Statistics for `tensors` over `samples`, from `cache` when its key matches."""
     pre = {"size": size, "crop_pct": 1.0}
-    key = cache_key(onnx_hash(model_path), data_hash, pre, tensors)
-    if cache is not None:
-        hit = load_cache(cache, key)
-        if hit is not None:
-            log.info("calibrate: statistics from %s (same model and images)", cache)
-            return hit, {"cache": "hit", "key": key}
+    key = cache_key(onnx_hash(model_path), data_hash, pre)
+    cached = (load_cache(cache, key) if cache is not None else None) or {}
+    if set(tensors) <= set(cached):
+        log.info("calibrate: statistics from %s (same model and images)", cache)
+        return {t: cached[t] for t in tensors}, {"cache": "hit", "key": key}
     stream = iter_batches(samples, size=size, batch_size=batch_size)
     t0 = time.perf_counter()
     hists = collect(
@@ -247,6 +249,6 @@ def calibrate(
         "seconds": round(seconds, 2),
         "images_per_s": round(n / max(seconds, 1e-9), 2),
     }
-    if cache is not None:
-        save_cache(cache, key, hists, meta)
+    if cache is not None:  # keep what the other format cached for the same model and images
+        save_cache(cache, key, {**cached, **hists}, meta)
     return hists, {"cache": "miss", "key": key, **meta}

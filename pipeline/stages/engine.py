@@ -38,10 +38,12 @@ from pipeline.contract import PLUGIN_OPS
 from pipeline.errors import UserError
 from pipeline.onnx_io import batched_input
 from pipeline.trt import env
+from pipeline.trt.check import required_compute
 from pipeline.trt.choice import NOISE, Candidate, choose, median_ms, rule_text
 from pipeline.trt.guard import find_engine_record
 from pipeline.trt.script import PLUGIN_LIB, write_build_script, write_choice_script
 from pipeline.trt.settings import DEFAULTS, EngineSettings
+from pipeline.trt.versions import refuse_fp8
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ def engine_stage(
     model = onnx.load(str(onnx_path), load_external_data=False)
     plugin_nodes = has_plugin_nodes(model)
     input_name, input_shape = batched_input(model)
+    min_compute = required_compute(model)
     script = write_build_script(
         onnx_path,
         out_dir,
@@ -83,10 +86,14 @@ def engine_stage(
         input_shape=input_shape,
         settings=settings,
         needs_plugins=plugin_nodes,
+        min_compute=min_compute,
     )
     key, record_settings = stage_key(engine), settings.as_record()
     why = can_build_here()
     if why is None:
+        gpu = env.gpu_info() or {}
+        if min_compute and gpu.get("compute_capability"):
+            refuse_fp8(settings.target, gpu["compute_capability"])
         return _build(onnx_path, out_dir, engine, script, plugins, settings, plugin_nodes)
     if require_engine:
         raise UserError(
@@ -172,7 +179,8 @@ def engine_choice_stage(
     measured, every timing."""
     main_onnx, out_dir = Path(main_onnx), Path(out_dir)
     engine = engine_path(main_onnx, out_dir)
-    input_name, input_shape = batched_input(onnx.load(str(main_onnx), load_external_data=False))
+    model = onnx.load(str(main_onnx), load_external_data=False)
+    input_name, input_shape = batched_input(model)
     script = write_choice_script(
         main_onnx,
         out_dir,
@@ -182,6 +190,7 @@ def engine_choice_stage(
         settings=settings,
         attention=attention,
         noise=NOISE,
+        min_compute=required_compute(model),
     )
     pending = {
         "status": "pending",

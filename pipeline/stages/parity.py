@@ -1,4 +1,4 @@
-"""Parity stage: the ladder Paddle fp32 → ONNX → fused → fp16 / int8 → engine, on the same images.
+"""Parity stage: the ladder Paddle fp32 → ONNX → fused → fp16 / int8 / fp8 → engine, on the same images.
 
 Every stage present in the artifact directory runs on the same preprocessed images; each is
 compared with Paddle (top-1 agreement, top-5 overlap, |Δlogit|, cosine) and, with labels, scored
@@ -60,7 +60,9 @@ def parity_images(out_dir: Path, data, images: int, labels=None, seed: int | Non
     (same size and seed, so never a calibration image). Any other folder shares no image with the
     calibration set: a seeded class-balanced sample of it is used.
     """
-    rec = read_manifest(out_dir).get("stages", {}).get("int8", {})
+    recorded = read_manifest(out_dir).get("stages", {})
+    # INT8 and FP8 calibrate on the same split of a folder (same rule, same seed)
+    rec = recorded.get("int8") or recorded.get("fp8") or {}
     settings = rec.get("settings", {})
     seed = int(settings.get("seed", 0)) if seed is None else seed
     ds = ImageFolderDataset.from_dir(data, labels)
@@ -122,19 +124,21 @@ def bisect_stage(ref_stage, stage, x: np.ndarray, depth: int) -> dict:
             f"bisect: {stage.name} has {len(taps)} LayerNorms, Paddle "
             f"{len(ref_taps)}; cannot align checkpoints"
         )
-    rel = []
-    for a, b in zip(ref_taps, taps):
-        # per-token relative error, worst token: the class-attention checkpoints concatenate one
-        # changed class token with 196 untouched patches, which a global norm would dilute
-        a, b = a.astype(np.float64), b.astype(np.float64).reshape(a.shape)
-        err = np.linalg.norm(b - a, axis=-1) / np.maximum(np.linalg.norm(a, axis=-1), 1e-30)
-        rel.append(float(err.max()))
-    names = M.checkpoint_labels(depth, len(rel))
-    k = M.first_jump(rel)
+    return M.bisect_report(ref_taps, taps, depth)
+
+
+def bisect_engine(engine_onnx: Path, reference_onnx: Path, x: np.ndarray, depth: int, **kw):
+    """The engine's per-block error: `engine_onnx` (the model the engine was built from) built
+    again with every checkpoint marked as an output, run on `x`, compared with the fp32
+    `reference_onnx` on ONNX Runtime. Needs TensorRT and a GPU (`trt.bisect`)."""
+    from pipeline.trt.bisect import marked_engine_taps
+
+    _, ref_taps = open_runner("reference", reference_onnx, taps=True).run(x, taps=True)
+    taps = marked_engine_taps(engine_onnx, x, **kw)
     return {
-        "checkpoints": names,
-        "rel_error": rel,
-        "first_jump": names[k] if k is not None else None,
+        **M.bisect_report(ref_taps, taps, depth),
+        "reference": reference_onnx.name,
+        "engine_onnx": engine_onnx.name,
     }
 
 
@@ -153,8 +157,11 @@ def parity_ladder(
     raise_on_violation: bool = True,
     progress: bool = True,
     served: dict | None = None,
+    backend: str = "onnxruntime",
 ) -> StageRecord:
     """Stage: run the ladder over every artifact in `out_dir`; write parity.json/.md/.png.
+
+    `backend`: the runtime of the ONNX rungs (and of their bisect), "onnxruntime" or "openvino".
 
     `bisect`: True bisects the failing stages (else the one with the lowest cosine); a stage
     name or list of names bisects those. Returns the StageRecord (`parity` in the manifest).
@@ -179,7 +186,9 @@ def parity_ladder(
         )
         source = "synthetic sample_images, no labels"
 
-    stages, logits, skipped = _run_ladder(out_dir, x, preset, weights, batch_size, progress)
+    stages, logits, skipped = _run_ladder(
+        out_dir, x, preset, weights, batch_size, progress, backend
+    )
     if served_runner is not None:
         stages.append(("triton", None))
         logits["triton"] = _run(served_runner, x, batch_size, progress)
@@ -200,6 +209,7 @@ def parity_ladder(
         "preset": preset.name,
         "images": int(len(x)),
         "source": source,
+        "backend": backend,
         "labelled": y is not None,
         "stages": figs,
         "skipped": skipped,
@@ -207,7 +217,9 @@ def parity_ladder(
         "violations": bad,
     }
     if bisect:
-        record["bisect"] = _bisect(bisect, bad, stages, figs, x, preset, weights)
+        record["bisect"] = _bisect(
+            bisect, bad, stages, figs, x, preset, weights, backend, out_dir, skipped
+        )
     record["seconds"] = round(time.perf_counter() - t0, 1)
     write_json_atomic(out_dir / PARITY_JSON, record)
     write_markdown(out_dir / PARITY_MD, record)
@@ -221,6 +233,7 @@ def parity_ladder(
                 "source": source,
                 "thresholds": limits,
                 "bisect": bisect,
+                "backend": backend,
             },
             **record,
         },
@@ -248,7 +261,7 @@ def parity_ladder(
     return rec
 
 
-def _run_ladder(out_dir, x, preset, weights, batch_size, progress):
+def _run_ladder(out_dir, x, preset, weights, batch_size, progress, backend="onnxruntime"):
     """Run every present stage on `x`: ([(name, path)] in ladder order, {name: logits},
     {name: why skipped})."""
     present = present_stages(out_dir)
@@ -257,7 +270,9 @@ def _run_ladder(out_dir, x, preset, weights, batch_size, progress):
     # Paddle (the slowest rung) runs last, so a broken artifact fails before minutes of work.
     for name, path in sorted(present, key=lambda s: s[0] == "paddle"):
         try:
-            runner = open_runner(name, path, preset=preset, weights=weights, seed=0)
+            runner = open_runner(
+                name, path, preset=preset, weights=weights, seed=0, runtime=backend
+            )
         except UserError as e:
             if not name.startswith("engine"):
                 raise
@@ -271,27 +286,59 @@ def _run_ladder(out_dir, x, preset, weights, batch_size, progress):
     return stages, logits, skipped
 
 
-def _bisect(bisect, bad, stages, figs, x, preset, weights) -> dict:
-    """Per-checkpoint errors of the stages to bisect (named, else failing, else the worst)."""
-    failing = sorted({v.split(":")[0] for v in bad})
-    onnx_names = [n for n, p in stages if n != "paddle" and not n.startswith("engine")]
+def _bisect(bisect, bad, stages, figs, x, preset, weights, backend, out_dir, skipped):
+    """Per-checkpoint errors of the stages to bisect (named, else failing, else the worst).
+
+    ONNX stages are compared with Paddle through their LayerNorm inputs; an engine stage is built
+    again from its ONNX with those tensors marked as outputs and compared with the fp32 ONNX."""
+    failing = sorted({v.split(":")[0] for v in bad} | {v.split(": ")[0] for v in bad})
+    present = [n for n, _ in stages if n != "paddle"]
     if not isinstance(bisect, bool):  # explicit stage names
         targets = [bisect] if isinstance(bisect, str) else list(bisect)
-        unknown = [t for t in targets if t not in onnx_names]
+        unknown = [t for t in targets if t not in present]
+        not_run = [t for t in unknown if t in skipped]
+        if not_run:
+            raise UserError(
+                f"--bisect {not_run[0]}: the engine did not run here ({skipped[not_run[0]]}); "
+                "bisect it on the TensorRT host that built it"
+            )
         if unknown:
             raise UserError(
-                f"--bisect {', '.join(unknown)}: not an ONNX stage here "
-                f"(present: {', '.join(onnx_names) or 'none'})"
+                f"--bisect {', '.join(unknown)}: not a stage that ran here "
+                f"(present: {', '.join(present) or 'none'})"
             )
     else:  # the failing stages, else the worst one
-        targets = [n for n in onnx_names if n in failing] or (
-            [min(onnx_names, key=lambda n: figs[n]["cosine_mean"])] if onnx_names else []
+        targets = [n for n in present if n in failing] or (
+            [min(present, key=lambda n: figs[n]["cosine_mean"])] if present else []
         )
     xb = x[:BISECT_IMAGES]
-    ref_taps = open_runner("paddle", preset=preset, weights=weights, taps=True)
     out = {}
-    for n in targets:
-        runner = open_runner(n, dict(stages)[n], taps=True)
-        out[n] = bisect_stage(ref_taps, runner, xb, preset.depth)
-        log.info("parity: bisect %s — first jump at %s", n, out[n]["first_jump"])
+    onnx_targets = [n for n in targets if not n.startswith("engine")]
+    if onnx_targets:
+        ref_taps = open_runner("paddle", preset=preset, weights=weights, taps=True)
+        for n in onnx_targets:
+            runner = open_runner(n, dict(stages)[n], taps=True, runtime=backend)
+            out[n] = bisect_stage(ref_taps, runner, xb, preset.depth)
+    for n in (t for t in targets if t.startswith("engine")):
+        engine_onnx, plugins = engine_source(out_dir, dict(stages)[n])
+        reference = next((p for name, p in stages if name in ("fused", "onnx")), None)
+        if reference is None:
+            raise UserError(f"--bisect {n}: no fp32 model.onnx or model.fused.onnx beside it")
+        out[n] = bisect_engine(engine_onnx, reference, xb, preset.depth, plugins=plugins)
+    for n, b in out.items():
+        log.info("parity: bisect %s — first jump at %s (%s)", n, b["first_jump"], b["remedy"])
     return out
+
+
+def engine_source(out_dir, engine: Path) -> tuple[Path, str | None]:
+    """The ONNX an engine was built from and its plugin library, from the engine's record."""
+    rec = read_manifest(out_dir or engine.parent).get("stages", {}).get(f"engine/{engine.name}")
+    onnx_name = (rec or {}).get("onnx")
+    if not onnx_name:
+        raise UserError(
+            f"--bisect: {engine.name} has no record of the ONNX it was built from; rebuild it "
+            "with `python -m pipeline engine` (trtexec engines are not recorded)"
+        )
+    lib = (rec.get("plugin_library") or {}).get("path")
+    path = Path(onnx_name)
+    return (path if path.is_file() else Path(out_dir or engine.parent) / path.name), lib

@@ -17,6 +17,9 @@ What is checked, per target ("10.3", "10.16", "11.x"; data and sources in `parse
    as a network input or output ("UINT8 is only supported as network input or output tensor
    types"). INT8/INT4/FP8/FP4 are "quantized types", usable only through Q/DQ: a warning when such
    a tensor feeds anything but DequantizeLinear.
+6. the GPU: FP8 tensors need compute capability ≥ 8.9 (`versions.FP8_MIN_COMPUTE`). An error for
+   a target that implies an older GPU ("10.3": JetPack 6, Orin 8.7) or a `compute` below it; a
+   warning when the GPU is not known.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def type_name(elem: int) -> str:
 class Problem:
     code: str  # opset | unsupported-op | unknown-op | plugin-attr | plugin-version |
     #                    plugin-namespace | plugin-shape | function-shadows-plugin | dtype |
-    #                    uint8-internal | quantized-use
+    #                    uint8-internal | quantized-use | fp8-gpu
     message: str
     node: str | None = None
     severity: str = "error"  # "error" fails the build; "warning" is printed
@@ -66,11 +69,14 @@ def parser_table(trt: str) -> dict:
     return json.loads(_DATA.read_text())["targets"][target]
 
 
-def check_onnx(path_or_model, trt: str = versions.DEFAULT_TARGET) -> list[Problem]:
+def check_onnx(
+    path_or_model, trt: str = versions.DEFAULT_TARGET, compute: str | None = None
+) -> list[Problem]:
     """All problems TensorRT `trt`'s ONNX parser would have with the model (empty list: fine).
 
     `path_or_model`: a path (loaded without external weights: only the graph is needed) or an
-    `onnx.ModelProto`. Raises UserError only for an unknown target or an unreadable file.
+    `onnx.ModelProto`. `compute`: the target GPU's compute capability ("8.7"), when known.
+    Raises UserError only for an unknown target or an unreadable file.
     """
     table = parser_table(trt)
     target = versions.normalize_target(trt)
@@ -81,7 +87,43 @@ def check_onnx(path_or_model, trt: str = versions.DEFAULT_TARGET) -> list[Proble
     problems += _check_ops(model, table, target, plugins)
     problems += _check_functions(model, plugins)
     problems += _check_types(model, table, target)
+    problems += _check_gpu(model, target, compute)
     return problems
+
+
+def uses_fp8(model) -> bool:
+    """True when the model holds FP8 tensors (weights or zero points of its Q/DQ)."""
+    fp8 = onnx.TensorProto.FLOAT8E4M3FN
+    return any(i.data_type == fp8 for i in model.graph.initializer) or any(
+        a.name == "to" and a.i == fp8
+        for n in model.graph.node
+        if n.op_type == "Cast"
+        for a in n.attribute
+    )
+
+
+def required_compute(path_or_model) -> str | None:
+    """The least compute capability a GPU needs to run the model (None: any TensorRT GPU)."""
+    return versions.FP8_MIN_COMPUTE if uses_fp8(_load(path_or_model)) else None
+
+
+def _check_gpu(model, target, compute) -> list[Problem]:
+    if not uses_fp8(model):
+        return []
+    why = versions.fp8_refusal(target, compute)
+    if why:
+        return [Problem("fp8-gpu", why)]
+    if compute is None and target not in versions.TARGET_COMPUTE:
+        return [
+            Problem(
+                "fp8-gpu",
+                f"FP8 Q/DQ: the target GPU needs compute capability >= "
+                f"{versions.FP8_MIN_COMPUTE} (Ada, Hopper, Blackwell; never Orin); "
+                "pass --compute to check it",
+                severity="warning",
+            )
+        ]
+    return []
 
 
 def _load(path_or_model) -> onnx.ModelProto:

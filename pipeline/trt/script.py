@@ -35,7 +35,7 @@ cd "$(dirname "$0")"
 run() {{ if [ -n "${{DRY_RUN:-}}" ]; then echo "$*"; else "$@"; fi; }}
 PLUGINS="${{CAIT_PLUGINS:-}}"
 if [ -z "$PLUGINS" ] && [ -f {lib} ]; then PLUGINS="$PWD/{lib}"; fi
-{require_plugins}TRT_VERSION="${{TRT_VERSION:-$(python3 -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || echo {target})}}"
+{require_plugins}{require_gpu}TRT_VERSION="${{TRT_VERSION:-$(python3 -c 'import tensorrt; print(tensorrt.__version__)' 2>/dev/null || echo {target})}}"
 """
 _IS_11 = 'case "$TRT_VERSION" in 1[1-9]*|[2-9][0-9]*) TRT11=1 ;; *) TRT11= ;; esac\n'
 
@@ -84,6 +84,24 @@ def _build_args(settings: EngineSettings, input_name, input_shape, timing_cache=
     )
 
 
+# A model whose precision needs a newer GPU (FP8: compute capability >= 8.9) says so, and stops
+# early where nvidia-smi reports an older one (Jetson has no nvidia-smi: TensorRT then refuses).
+_REQUIRE_GPU = """# Needs a GPU of compute capability >= {compute} ({why}).
+CC="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 || true)"
+if [ -n "$CC" ] && ! awk -v c="$CC" 'BEGIN {{ exit !(c + 0 >= {compute}) }}'; then
+  echo "error: {onnx} needs compute capability >= {compute} ({why}); this GPU has $CC" >&2
+  exit 2
+fi
+"""
+
+
+def _require_gpu(min_compute: str | None, rel_onnx: str) -> str:
+    """The script's early stop on a GPU older than the model needs ("" when any GPU will do)."""
+    if not min_compute:
+        return ""
+    return _REQUIRE_GPU.format(compute=min_compute, onnx=rel_onnx, why="FP8 Q/DQ")
+
+
 def make_executable(path: Path) -> Path:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
@@ -97,8 +115,10 @@ def write_build_script(
     input_shape: tuple[int, ...],
     settings: EngineSettings = DEFAULTS,
     needs_plugins: bool = True,
+    min_compute: str | None = None,
 ) -> Path:
-    """Write `<out_dir>/<stem>.build_engine.sh` (paths relative to out_dir) and return its path."""
+    """Write `<out_dir>/<stem>.build_engine.sh` (paths relative to out_dir) and return its path.
+    `min_compute`: the least compute capability the model needs (FP8: "8.9"), checked first."""
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     engine = engine_path(onnx_path, out_dir)
     rel_onnx = os.path.relpath(onnx_path.resolve(), out_dir.resolve())
@@ -116,7 +136,12 @@ def write_build_script(
     )
     path = script_path(onnx_path, out_dir)
     require = _REQUIRE.format(onnx=rel_onnx, lib=PLUGIN_LIB) if needs_plugins else ""
-    preamble = _PREAMBLE.format(lib=PLUGIN_LIB, require_plugins=require, target=settings.target)
+    preamble = _PREAMBLE.format(
+        lib=PLUGIN_LIB,
+        require_plugins=require,
+        require_gpu=_require_gpu(min_compute, rel_onnx),
+        target=settings.target,
+    )
     text = _SCRIPT.format(
         engine=engine.name,
         onnx=rel_onnx,
@@ -178,9 +203,11 @@ def write_choice_script(
     settings: EngineSettings = DEFAULTS,
     attention: str = "auto",
     noise: float,
+    min_compute: str | None = None,
 ) -> Path:
     """Write `<out_dir>/<stem>.build_engine.sh` that builds, times and chooses among `candidates`
-    [(Candidate, onnx path)] on the target (paths relative to out_dir); return its path."""
+    [(Candidate, onnx path)] on the target (paths relative to out_dir); return its path.
+    `min_compute`: the least compute capability the model needs (FP8: "8.9"), checked first."""
     main_onnx, out_dir = Path(main_onnx), Path(out_dir)
     engine = engine_path(main_onnx, out_dir)
     opt = settings.batch[1]
@@ -235,7 +262,14 @@ def write_choice_script(
         folder=CANDIDATES,
         stem=engine.name.removesuffix(".engine"),
         is11=_IS_11,
-        preamble=_PREAMBLE.format(lib=PLUGIN_LIB, require_plugins="", target=settings.target),
+        preamble=_PREAMBLE.format(
+            lib=PLUGIN_LIB,
+            require_plugins="",
+            require_gpu=_require_gpu(
+                min_compute, os.path.relpath(main_onnx.resolve(), out_dir.resolve())
+            ),
+            target=settings.target,
+        ),
         candidates="".join(blocks),
     )
     write_text_atomic(path, text)

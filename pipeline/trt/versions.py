@@ -74,3 +74,42 @@ def trtexec_benchmark_flags(target: str) -> list[str]:
     if is_11(target):
         return []
     return ["--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--separateProfileRun"]
+
+
+# FP8 (E4M3) tensor cores exist from compute capability 8.9: Ada 8.9, Hopper 9.0, Blackwell 10.x
+# and 12.x; Ampere (8.0/8.6) and Jetson Orin (8.7) have none (TensorRT-RTX support matrix, "FP8"
+# column: 8.9 yes, 8.6 no; Transformer Engine support matrix: "requires compute capability 8.9
+# or higher"). FP8 MHA fusion on Ada and per-channel FP8 GEMM scaling on Hopper arrived in
+# TensorRT 10.6 (release notes 10.6.0), after the 10.3 floor.
+FP8_MIN_COMPUTE = "8.9"
+# The GPU a target implies: "10.3" is JetPack 6.1/6.2, which runs on Orin (8.7) alone.
+TARGET_COMPUTE = {"10.3": "8.7"}
+
+
+def compute_tuple(cc: str) -> tuple[int, int]:
+    """'8.9' → (8, 9); a UserError for anything else."""
+    m = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(cc))
+    if not m:
+        raise UserError(f"compute capability {cc!r}: give it as MAJOR.MINOR, e.g. 8.7 or 9.0")
+    return int(m.group(1)), int(m.group(2))
+
+
+def fp8_refusal(target: str, compute: str | None = None) -> str | None:
+    """Why an FP8 model cannot run on `target` (with a GPU of compute capability `compute`, else
+    the one the target implies); None when nothing known forbids it."""
+    target = normalize_target(target)
+    cc = compute or TARGET_COMPUTE.get(target)
+    if cc is None or compute_tuple(cc) >= compute_tuple(FP8_MIN_COMPUTE):
+        return None
+    where = "" if compute else f": TensorRT {target} is the JetPack 6 target (Orin)"
+    return (
+        f"FP8 needs compute capability >= {FP8_MIN_COMPUTE} (Ada, Hopper, Blackwell), the "
+        f"target GPU has {cc}{where}; build --int8 or --fp16 for it, or target a datacenter GPU "
+        "with --trt 10.16 or 11.x"
+    )
+
+
+def refuse_fp8(target: str, compute: str | None = None) -> None:
+    why = fp8_refusal(target, compute)
+    if why:
+        raise UserError(f"--fp8: {why}")

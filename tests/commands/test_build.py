@@ -8,6 +8,7 @@ timed here instead; tests/gpu covers that.)
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 
@@ -241,6 +242,8 @@ def _calib_folder(tmp_path, kind):
     "argv,needle",
     [
         (["--int8"], "--int8 needs --calib-data"),
+        (["--fp8"], "FP8 needs compute capability >= 8.9"),  # --trt 10.3 (default): Orin
+        (["--fp8", "--trt", "11.x"], "--fp8 needs --calib-data"),
         (["--batch", "8:1:32"], "min:opt:max"),
         (["--batch", "1:x:3"], "min:opt:max"),
         (["--trt", "9.0"], "TensorRT"),
@@ -255,6 +258,10 @@ def _calib_folder(tmp_path, kind):
         (
             ["--int8", "--calib-data", "{broken}", "--calib-images", "0"],
             "--calib-images must be >= 1",
+        ),
+        (
+            ["--fp8", "--trt", "11.x", "--calib-data", "{broken}", "--calib-method", "entropy"],
+            "does not apply to fp8",
         ),
     ],
 )
@@ -280,7 +287,10 @@ def test_bad_input_through_python_m_pipeline(tmp_path, cli):
     assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
 
 
-def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
+def test_fp16_int8_fp8_each_get_a_check_and_an_engine_script(tmp_path, cli):
+    """One build, three precisions: INT8 and FP8 share the calibration pass (FP8 hits the
+    cache), the ladder runs FP8 on ONNX Runtime, every precision gets its attention candidates
+    and its target script, and `check --trt 10.3` refuses the FP8 model."""
     from tests.support.synthetic import write_synthetic_imagenet
 
     write_synthetic_imagenet(tmp_path / "jpegs", 24, size=64, layout="flat", seed=0)
@@ -293,6 +303,9 @@ def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
         "1",
         "--fp16",
         "--int8",
+        "--fp8",
+        "--trt",
+        "11.x",
         "--calib-data",
         tmp_path / "jpegs",
         "--calib-images",
@@ -305,8 +318,31 @@ def test_fp16_and_int8_both_get_a_check_and_an_engine_script(tmp_path, cli):
         out,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    for p in ("fp16", "int8"):
+    for p in ("fp16", "int8", "fp8"):
         assert (out / f"model.{p}.build_engine.sh").exists()
-    assert (r.stdout + r.stderr).count("engine: skipped (no TensorRT)") == 2
-    assert "ok for 8 model(s)" in r.stdout  # 4 attention candidates of each precision
+    assert (r.stdout + r.stderr).count("engine: skipped (no TensorRT)") == 3
+    assert "ok for 12 model(s)" in r.stdout  # 4 attention candidates of each precision
     assert (out / "candidates" / "model.int8.plugin-free.onnx").exists()
+    assert "compute capability" not in (out / "model.int8.build_engine.sh").read_text()
+    # the FP8 script stops on an older GPU (a stand-in nvidia-smi reports the capability)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text('#!/bin/sh\necho "$FAKE_CC"\n')
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    for cc, rc in (("8.7", 2), ("9.0", 0)):
+        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_CC=cc)
+        env.update(CAIT_PLUGINS="lib.so", DRY_RUN="1")
+        r = subprocess.run(
+            ["bash", str(out / "model.fp8.build_engine.sh"), "trtexec"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert r.returncode == rc and ("compute capability >= 8.9" in r.stderr) == (rc == 2)
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert stages["fp8"]["calibration"]["cache"] == "hit"  # INT8's pass served FP8 too
+    fp8 = json.loads((out / "parity.json").read_text())["stages"]["fp8"]
+    assert fp8["cosine_min"] > 0.99, fp8
+    r = cli("check", out / "model.fp8.onnx", "--trt", "10.3")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "compute capability" in errors[0]

@@ -242,3 +242,43 @@ def test_auto_attention_builds_times_and_keeps_the_fastest(work, images, install
     assert stages["engine/model.fp16.engine"]["attention"] == winner
     assert f"kept {winner}" in r.stdout
     assert _logits(d / "model.fp16.engine", _batch(images, n=4)).shape == (4, 1000)
+
+
+@pytest.mark.parametrize("attention", ATTENTION)
+def test_engine_bisect_block_by_block(artifacts, images, attention):
+    """`parity --bisect engine:fp16`: the engine's model built again with every block's output
+    marked (Polygraphy), compared block by block with the fp32 ONNX on the same images."""
+    import json
+
+    d = artifacts["fp16", attention]
+    r = cli(
+        "parity", "--model", MODEL, "--out", d, "--data", images, "--images", 8,
+        "--bisect", "engine:fp16",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    b = json.loads((d / "parity.json").read_text())["bisect"]["engine:fp16"]
+    assert len(b["checkpoints"]) == len(b["rel_error"]) == 1 + 2 * 24 + 2 * 2
+    print(f"{attention}: engine fp16 worst block error {max(b['rel_error']):.2e} at "
+          f"{b['checkpoints'][int(np.argmax(b['rel_error']))]}, first jump {b['first_jump']}")  # fmt: skip
+    assert max(b["rel_error"]) < 0.05  # fp16 against fp32, per token: a miscompile is far above
+
+
+def test_fp8_engine_needs_ada_or_newer(work, images, installed_target):
+    """FP8 builds and joins the ladder on compute capability >= 8.9; elsewhere one clear line."""
+    from pipeline.trt import env, versions
+
+    cc = env.gpu_info()["compute_capability"]
+    target = installed_target if installed_target != "10.3" else "10.16"
+    d = work / "fp8_onnx"
+    r = cli(
+        "build", "--model", MODEL, "--fp8", "--attention", "onnx", "--trt", target,
+        "--require-engine", "--out", d, "--images", N_IMAGES, "--data", images,
+        "--calib-data", images, "--calib-images", 64,
+    )  # fmt: skip
+    if versions.compute_tuple(cc) < versions.compute_tuple(versions.FP8_MIN_COMPUTE):
+        assert r.returncode == 2 and "compute capability" in r.stderr.splitlines()[-1]
+        return
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli("parity", "--model", MODEL, "--out", d, "--data", images, "--images", N_IMAGES)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "engine:fp8" in r.stdout

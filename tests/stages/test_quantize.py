@@ -1,4 +1,5 @@
-"""INT8 stage: Q/DQ placement as TensorRT wants it, calibration cache, trained-digits accuracy."""
+"""INT8 and FP8 stages: Q/DQ placement as TensorRT wants it, calibration cache, trained-digits
+accuracy."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from onnx import TensorProto as T
 from onnx import numpy_helper
 
+from pipeline.errors import UserError
 from pipeline.stages import calibrate as cal
-from pipeline.stages.quantize import quantizable, to_int8
+from pipeline.stages.quantize import calibration_set, quantizable, to_fp8, to_int8
 from tests.support.graphs import float_types_consistent
 
 
@@ -184,6 +186,84 @@ def test_quantizable_skips_tiny_and_activation_matmuls(xxs1):
     assert sum(ops[k] == "Conv" for k in q) == 1
     mm = [n for n in m.graph.node if n.op_type == "MatMul"]
     assert len(q) < len(mm) + 1  # q·kᵀ, p·v and the H×H mixings are not there
+
+
+# ---- FP8 -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def xxs1_fp8(fast_path, xxs1, tmp_path_factory):
+    """FP8 of the plugin-free fused graph, where the attention's batched MatMuls are visible.
+    Strong weights: with the presets' random init the talking-heads' mixed probabilities are
+    ~1e-4, below what an fp16 scale holds (that BMM is then left unquantized, and recorded)."""
+    dst = tmp_path_factory.mktemp("fp8") / "model.fp8.onnx"
+    rec = to_fp8(
+        fast_path.fused,
+        dst,
+        calib_data=xxs1.jpegs,
+        images=16,
+        parity_images=16,
+        progress=False,
+    )
+    return dst, rec
+
+
+def test_fp8_qdq_placement(xxs1_fp8):
+    """E4M3 weights per channel, activations per tensor; both inputs of every attention BMM
+    quantized with DQ feeding the MatMul directly; a Softmax output at the fixed scale 1/448."""
+    dst, rec = xxs1_fp8
+    m = onnx.load(str(dst))
+    onnx.checker.check_model(m)
+    assert float_types_consistent(m) == []
+    prod = {o: n for n in m.graph.node for o in n.output}
+    inits = {i.name: i for i in m.graph.initializer}
+    for n in m.graph.node:
+        if n.op_type == "QuantizeLinear":
+            assert inits[n.input[2]].data_type == T.FLOAT8E4M3FN
+            assert not any(inits[n.input[2]].raw_data)  # zero point 0
+    # 1 talking-heads + 2 class-attention blocks, two BMMs each
+    assert rec["attention_bmm_nodes"] == 6 and rec["not_quantized"] == {}
+    dynamic = [  # MatMuls of two dequantized activations (a weight's DQ reads an initializer)
+        n
+        for n in m.graph.node
+        if n.op_type == "MatMul"
+        and all(
+            i in prod and prod[i].op_type == "DequantizeLinear" and prod[i].input[0] not in inits
+            for i in n.input
+        )
+    ]
+    assert len(dynamic) == 6
+    softmax_fed = [
+        prod[n.input[0]]
+        for n in dynamic
+        if prod[prod[prod[n.input[0]].input[0]].input[0]].op_type == "Softmax"
+    ]
+    assert len(softmax_fed) == 2  # the two class attentions' probabilities
+    for dq in softmax_fed:
+        s = float(numpy_helper.to_array(inits[dq.input[1]]))
+        assert s == pytest.approx(1 / 448, rel=1e-3)
+    weights = [n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits]
+    assert weights and all(inits[n.input[0]].data_type == T.FLOAT8E4M3FN for n in weights)
+    for n in weights:
+        axis = next(a.i for a in n.attribute if a.name == "axis")
+        assert list(inits[n.input[1]].dims) == [inits[n.input[0]].dims[axis]]  # per channel
+    for n in m.graph.node:  # LayerNorm and Softmax stay float
+        if n.op_type in ("LayerNormalization", "Softmax"):
+            assert all(i not in prod or prod[i].op_type != "DequantizeLinear" for i in n.input)
+
+
+def test_fp8_runs_on_onnxruntime_close_to_fp32(fast_path, xxs1_fp8):
+    from pipeline.numerics import compare, sample_images
+    from pipeline.onnx_io import ort_session
+    from pipeline.runners.ort import OrtRunner
+
+    x = sample_images(2, 224)
+    ref = ort_session(fast_path.onnx).run(None, {"image": x})[0]
+    out = OrtRunner(xxs1_fp8[0]).run(x)
+    assert compare(ref, out)["cosine_min"] > 0.99
+
+
+def test_fp8_refuses_int8_only_calibration(xxs1):
+    with pytest.raises(UserError, match="entropy is INT8's"):
+        calibration_set(xxs1.jpegs, method="entropy", precision="fp8")
 
 
 # ---- the trained fixture -------------------------------------------------------------------

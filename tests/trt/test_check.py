@@ -112,6 +112,18 @@ def test_fp8_e5m2_refused_e4m3_accepted():
     assert "dtype" not in codes(check_onnx(cast_model(TensorProto.FLOAT8E4M3FN), trt="10.3"))
 
 
+def test_fp8_needs_compute_capability_8_9():
+    m = cast_model(TensorProto.FLOAT8E4M3FN)
+    problems = check_onnx(m, trt="10.3")  # JetPack 6: Orin, 8.7
+    assert codes(problems) == ["fp8-gpu"] and "8.7" in problems[0].message
+    assert codes(check_onnx(m, trt="11.x", compute="8.6")) == ["fp8-gpu"]  # Ampere
+    assert codes(check_onnx(m, trt="11.x")) == []  # GPU unknown: a warning says what it needs
+    assert "fp8-gpu" in codes(check_onnx(m, trt="11.x"), "warning")
+    for cc in ("8.9", "9.0", "12.0"):
+        assert all(p.code != "fp8-gpu" for p in check_onnx(m, trt="10.16", compute=cc))
+    assert all(p.code != "fp8-gpu" for p in check_onnx(cast_model(TensorProto.INT8), trt="10.3"))
+
+
 def test_quantized_type_outside_qdq_warns():
     model = tiny_classifier()
     model.graph.node.append(helper.make_node("Cast", ["logits"], ["i8"], to=TensorProto.INT8))
