@@ -7,10 +7,10 @@
    build/bench-gpu/) and checks the warp-fragment layouts on the hardware against CUTLASS's
    statement of them (tests/plugins/warp_layouts.py, the same check the emulation passes in CI).
 2. Per preset attention shape (H, N; head size 48) and batch, fp16: every kernel variant that
-   applies (tensor core one-pass / two-pass, the CUDA-core full-row / streaming kernels, and the
-   planner's own choice) against an unfused PyTorch implementation of the same math (two batched
-   matmuls, two head mixes, softmax: `unfused_talking_heads` below) in eager mode and under
-   torch.compile.
+   applies (tensor core one-pass / two-pass / key splits, the CUDA-core full-row / streaming
+   kernels, and the planner's own choice, given the workspace a plugin would get) against an
+   unfused PyTorch implementation of the same math (two batched matmuls, two head mixes, softmax:
+   `unfused_talking_heads` below) in eager mode and under torch.compile.
 3. Every output is checked against the same math in fp32 (max |out - ref| / max |ref|, the
    measure of the emulated tests: 2e-3 for fp16); the eager fp16 baseline's own error is printed
    next to it.
@@ -115,7 +115,12 @@ class Kernels:
         self.smem, self.sms, self.sm_version = smem.value, sms.value, ver.value
         assert self.lib.cait_prepare(self.smem) == 0, "cudaFuncSetAttribute failed"
 
-    def plan(self, batch, heads, tokens, variant):
+    def workspace_bytes(self, batch, heads, tokens):
+        return self.lib.cait_talking_heads_workspace(
+            batch, heads, tokens, HEAD_SIZE, self.smem, self.sms, self.sm_version
+        )
+
+    def plan(self, batch, heads, tokens, variant, workspace=0):
         from tests.plugins import emulation
 
         return emulation.plan(
@@ -128,9 +133,11 @@ class Kernels:
             sm_count=self.sms,
             sm_version=self.sm_version,
             variant=variant,
+            workspace=workspace,
         )
 
-    def talking_heads(self, qkv, out, mix, scale, heads, variant, rows):
+    def talking_heads(self, qkv, out, mix, scale, heads, variant, rows, workspace=None, splits=0):
+        """`workspace`: a torch uint8 tensor (key splits), or None."""
         import torch
 
         B, N, _ = qkv.shape
@@ -153,6 +160,9 @@ class Kernels:
             self.sm_version,
             variant,
             rows,
+            None if workspace is None else workspace.data_ptr(),
+            0 if workspace is None else workspace.numel(),
+            splits,
             ctypes.c_void_p(torch.cuda.current_stream().cuda_stream),
         )
         if rc != 0:
@@ -240,6 +250,7 @@ def measure(
         FULL_ROW,
         STREAMING,
         TC_ONE_PASS,
+        TC_SPLIT,
         TC_TWO_PASS,
         VARIANT_NAMES,
     )
@@ -259,16 +270,19 @@ def measure(
     fns["torch eager"] = lambda: unfused_talking_heads(qkv, *mix16, scale, H)
     if compiled is not None:
         fns["torch.compile"] = lambda: compiled(qkv, *mix16, scale, H)
-    for variant in (AUTO, TC_ONE_PASS, TC_TWO_PASS, FULL_ROW, STREAMING):
-        p = kernels.plan(B, H, N, variant)
+    # the workspace a plugin would get: key splits for small grids
+    ws_bytes = kernels.workspace_bytes(B, H, N)
+    ws = torch.empty(max(ws_bytes, 16), dtype=torch.uint8, device="cuda")
+    for variant in (AUTO, TC_ONE_PASS, TC_TWO_PASS, TC_SPLIT, FULL_ROW, STREAMING):
+        p = kernels.plan(B, H, N, variant, workspace=ws_bytes)
         if p[1] == 0:
             continue
         label = "fused auto" if variant == AUTO else f"fused {VARIANT_NAMES[variant]}"
         out = torch.empty(B, N, H * HEAD_SIZE, device="cuda", dtype=torch.float16)
-        fns[label] = lambda o=out, v=p[0], r=p[1]: kernels.talking_heads(
-            qkv, o, mix_host, scale, H, v, r
+        fns[label] = lambda o=out, v=p[0], r=p[1], k=p[5]: kernels.talking_heads(
+            qkv, o, mix_host, scale, H, v, r, workspace=ws, splits=k
         )
-        plans[label] = f"{VARIANT_NAMES[p[0]]} r{p[1]}"
+        plans[label] = f"{VARIANT_NAMES[p[0]]} r{p[1]}" + (f" x{p[5]}" if p[0] == TC_SPLIT else "")
     errors = {}
     for label, fn in fns.items():
         got = fn()

@@ -36,7 +36,12 @@ Assumptions (each one can be wrong; they are stated so that a measurement can re
   each mix-group slot, two iterations of the P'V loop; two passes: the pass-1 and pass-2 loops,
   the P'V loop nested in pass 2 once more); K and V read from L2 once (one pass) or K twice (two
   passes) per block, at the L2 bandwidth shared by the SMs that have a block (at most 64 bytes per
-  clock per SM); blocks per SM from shared memory, threads and registers; waves of blocks.
+  clock per SM); blocks per SM from shared memory, threads and registers; waves of blocks. The
+  instructions outside the mma loops (set-up, epilogue) count once per warp. A loop's cost is every
+  instruction between its head and its back branch, cold paths included, so it is an upper bound,
+  and it moves with nvcc's code layout: an unrelated edit after a loop has shifted it by 20 %.
+- Key splits (batch 1): the statistics and output kernels' loops per chunk of the block's key
+  range, two launch gaps, waves of blocks as above.
 """
 
 from __future__ import annotations
@@ -133,6 +138,25 @@ def sass_costs(compiled=None):
                     collections.Counter(i.family for i in body) + collections.Counter(n=len(body)),
                 )
             )
+        # Set-up, epilogue and tails run once per warp: the instructions outside the mma loops,
+        # which are counted per iteration below (small loops without mma count one iteration).
+        mma = [(a, b) for a, b, c in loops if c["HMMA"]]
+        outermost = [
+            (a, b)
+            for a, b in mma
+            if not any(c <= a and b <= d and (c, d) != (a, b) for c, d in mma)
+        ]
+        once = len(f.instrs) - sum(b - a + 1 for a, b in outermost)
+        if label.startswith("tensor core") and "split" in label:
+            H = int(re.findall(r"H=(\d+)", label)[0])
+            work = [lp for lp in loops if lp[2]["HMMA"]]
+            outer = max(work, key=lambda lp: lp[2]["n"])
+            inner = [c for a, b, c in work if outer[0] < a and b <= outer[1]]
+            part = "stats" if "stats" in label else "output"
+            entry = costs.setdefault(("split", H, f.arch), {})
+            entry[part] = dict(loop=outer[2], inner=inner, once=once)
+            entry["regs"] = max(entry.get("regs", 0), regs[f.name, f.arch])
+            continue
         if label.startswith("tensor core"):
             H, T = (int(x) for x in re.findall(r"[HT]=(\d+)", label))
             one = "1-pass" in label
@@ -149,7 +173,7 @@ def sass_costs(compiled=None):
                 inner = [c for a, b, c in work if p2[0] < a and b <= p2[1]]
                 cost = dict(pass1=p1[2], pass2=p2[2], inner=inner)
             cost["regs"] = regs[f.name, f.arch]
-            cost["total"] = len(f.instrs)
+            cost["once"] = once
             costs["tc", H, T, one, f.arch] = cost
         elif label == "full-row fp16":
             inner = [
@@ -196,7 +220,7 @@ def tc_block(gpu: dict, cost: dict, H: int, N: int, rows: int, one_pass: bool, a
         add(cost["pass2"], warps * chunks)  # holds one iteration of its inner P'V loop
         for loop in cost["inner"]:
             add(loop, warps * chunks)  # the second 16-key iteration
-    counts["n"] += cost["total"] * warps  # set-up and epilogue, once
+    counts["n"] += cost["once"] * warps  # set-up and epilogue
     kv = (2 if one_pass else 3) * N * H * D * 2 + 2 * rows * H * D * 2
     smem = (counts["LDS"] + counts["STS"]) * 128 + counts["LDSM"] * 512
     hmma_clk = 4096 / (gpu["tc"] * gpu["tc_eff"] / (gpu["sms"] * gpu["clock"]))
@@ -212,10 +236,41 @@ def tc_block(gpu: dict, cost: dict, H: int, N: int, rows: int, one_pass: bool, a
     return bounds[name], name
 
 
-def tc_time(gpu: dict, costs: dict, plan, B: int, H: int, N: int):
-    from tests.plugins.emulation import TC_ONE_PASS
+def split_time(gpu: dict, costs: dict, plan, B: int, H: int, N: int):
+    """Key splits: blocks of 16 rows x N / splits keys, the two passes in two launches (the
+    statistics launch also zeroes the fp32 output, the last split of a tile rounds it to fp16)."""
+    _, rows, _, smem, threads, splits, _ = plan
+    cost = costs["split", H, gpu["arch"]]
+    chunks = math.ceil(math.ceil(N / 32) / splits)
+    counts = collections.Counter()
+    for part in ("stats", "output"):
+        counts.update({k: v * H * chunks for k, v in cost[part]["loop"].items()})
+        for loop in cost[part]["inner"]:
+            counts.update({k: v * H * chunks for k, v in loop.items()})  # P'V's second iteration
+        counts["n"] += cost[part]["once"] * H
+    blocks = B * math.ceil(N / rows) * splits
+    active = min(gpu["sms"], blocks)
+    kv = 3 * (N / splits) * H * D * 2 + 2 * rows * H * D * 2 + rows * H * D * 4
+    smem_bytes = (counts["LDS"] + counts["STS"]) * 128 + counts["LDSM"] * 512
+    hmma_clk = 4096 / (gpu["tc"] * gpu["tc_eff"] / (gpu["sms"] * gpu["clock"]))
+    bounds = {"issue": counts["n"] / ISSUE, "tensor": counts["HMMA"] * hmma_clk,
+              "exp": counts["MUFU"] * 32 / MUFU_LANES, "smem": smem_bytes / SMEM_BYTES,
+              "L2": kv / min(64.0, gpu["l2"] / (active * gpu["clock"]))}  # fmt: skip
+    name = max(bounds, key=bounds.get)
+    per_sm = min(gpu["smem_sm"] // (smem + 1024), gpu["threads_sm"] // threads,
+                 65536 // (math.ceil(cost["regs"] * 32 / 256) * 256 * (threads // 32)))  # fmt: skip
+    waves = math.ceil(blocks / (gpu["sms"] * per_sm))
+    resident = min(per_sm, math.ceil(blocks / gpu["sms"]))
+    clocks = waves * resident * bounds[name]
+    return clocks / gpu["clock"] / ETA_FUSED + 2 * gpu["launch"], name
 
-    variant, rows, _, smem, threads = plan
+
+def tc_time(gpu: dict, costs: dict, plan, B: int, H: int, N: int):
+    from tests.plugins.emulation import TC_ONE_PASS, TC_SPLIT
+
+    if plan[0] == TC_SPLIT:
+        return split_time(gpu, costs, plan, B, H, N)
+    variant, rows, _, smem, threads = plan[:5]
     one = variant == TC_ONE_PASS
     cost = costs["tc", H, 2 if rows > 16 else 1, one, gpu["arch"]]
     per_sm = min(
@@ -261,19 +316,14 @@ def table(batches=(1, 32), markdown: bool = True, compiled=None) -> str:
                 old = cuda_core_time(
                     gpu, costs["cuda", gpu["arch"]], B, H, N, old_plan[0] == emulation.STREAMING
                 )
-                plan = emulation.plan(
-                    lib,
-                    B,
-                    H,
-                    N,
-                    D,
-                    smem=gpu["smem_block"],
-                    sm_count=gpu["sms"],
-                    sm_version=gpu["arch"],
-                )
-                one = plan[0] == emulation.TC_ONE_PASS
+                device = dict(smem=gpu["smem_block"], sm_count=gpu["sms"], sm_version=gpu["arch"])
+                ws = lib.cait_talking_heads_workspace(B, H, N, D, *device.values())
+                plan = emulation.plan(lib, B, H, N, D, **device, workspace=ws)
                 new, bound = tc_time(gpu, costs, plan, B, H, N)
-                tag = f"{'1-pass' if one else '2-pass'} r{plan[1]}, {bound}"
+                kind = {emulation.TC_ONE_PASS: "1-pass", emulation.TC_TWO_PASS: "2-pass"}.get(
+                    plan[0], f"split x{plan[5]}"
+                )
+                tag = f"{kind} r{plan[1]}, {bound}"
                 us = lambda t: f"{t * 1e6:,.0f}"  # noqa: E731
                 lines.append(
                     f"| {gname} | {name} | {B} | {us(trt)} | {us(mid)} | {us(eager)} | {us(old)} "

@@ -101,9 +101,12 @@ int cait_probe_ldmatrix(uint16_t const* matrix, int trans, uint32_t* out, void* 
 // dtype: 0 = fp32, 1 = fp16 (raw uint16 bits); variant: a cait::TalkingHeadsVariant; rows: 0 lets
 // the planner choose. The device is described by its opt-in shared memory per block, SM count
 // and SM version (major * 10 + minor). Returns 0 on success, the CUDA error otherwise.
+// `workspace` (may be null) of `workspaceBytes` lets small grids split the keys; `splits` 0 lets
+// the planner choose.
 int cait_talking_heads(int dtype, int batch, int tokens, int heads, int headSize, float scale,
     float const* preWeight, float const* preBias, float const* postWeight, float const* postBias, void const* qkv,
-    void* out, long long maxSmemBytes, int smCount, int smVersion, int variant, int rows, void* stream)
+    void* out, long long maxSmemBytes, int smCount, int smVersion, int variant, int rows, void* workspace,
+    long long workspaceBytes, int splits, void* stream)
 {
     if (heads <= 0 || heads > cait::kThMaxHeads)
     {
@@ -124,11 +127,11 @@ int cait_talking_heads(int dtype, int batch, int tokens, int heads, int headSize
     auto const s = static_cast<cudaStream_t>(stream);
     if (dtype == 0)
     {
-        return cait::launchTalkingHeads<float>(
-            p, static_cast<float const*>(qkv), static_cast<float*>(out), device, s, v, rows);
+        return cait::launchTalkingHeads<float>(p, static_cast<float const*>(qkv), static_cast<float*>(out), device, s,
+            v, rows, workspace, static_cast<size_t>(workspaceBytes), splits);
     }
-    return cait::launchTalkingHeads<__half>(
-        p, static_cast<__half const*>(qkv), static_cast<__half*>(out), device, s, v, rows);
+    return cait::launchTalkingHeads<__half>(p, static_cast<__half const*>(qkv), static_cast<__half*>(out), device, s,
+        v, rows, workspace, static_cast<size_t>(workspaceBytes), splits);
 }
 
 int cait_talking_heads_rows(int heads, int tokens, int headSize, long long maxSmemBytes)
@@ -136,19 +139,29 @@ int cait_talking_heads_rows(int heads, int tokens, int headSize, long long maxSm
     return cait::talkingHeadsRowsPerBlock(heads, tokens, headSize, static_cast<size_t>(maxSmemBytes));
 }
 
-// out5: variant, rows, chunk, shared memory bytes, threads of the plan for this shape (8-byte
-// aligned tensors).
+// out7: variant, rows, chunk, shared memory bytes, threads, key splits, workspace bytes of the
+// plan for this shape (8-byte aligned tensors, `workspaceBytes` of workspace offered).
 void cait_talking_heads_plan(int batch, int heads, int tokens, int headSize, int fp16, long long maxSmemBytes,
-    int smCount, int smVersion, int variant, int rows, long long* out5)
+    int smCount, int smVersion, int variant, int rows, long long workspaceBytes, int splits, long long* out7)
 {
     cait::TalkingHeadsDevice const device{static_cast<size_t>(maxSmemBytes), smCount, smVersion};
     cait::TalkingHeadsPlan const plan = cait::talkingHeadsPlan(batch, heads, tokens, headSize, fp16 != 0, true,
-        device, static_cast<cait::TalkingHeadsVariant>(variant), rows);
-    out5[0] = static_cast<long long>(plan.variant);
-    out5[1] = plan.rows;
-    out5[2] = plan.chunk;
-    out5[3] = static_cast<long long>(plan.smemBytes);
-    out5[4] = plan.threads;
+        device, static_cast<cait::TalkingHeadsVariant>(variant), rows, static_cast<size_t>(workspaceBytes), splits);
+    out7[0] = static_cast<long long>(plan.variant);
+    out7[1] = plan.rows;
+    out7[2] = plan.chunk;
+    out7[3] = static_cast<long long>(plan.smemBytes);
+    out7[4] = plan.threads;
+    out7[5] = plan.splits;
+    out7[6] = static_cast<long long>(plan.workspaceBytes);
+}
+
+// The workspace a plugin would ask for at this (largest) shape.
+long long cait_talking_heads_workspace(
+    int batch, int heads, int tokens, int headSize, long long maxSmemBytes, int smCount, int smVersion)
+{
+    cait::TalkingHeadsDevice const device{static_cast<size_t>(maxSmemBytes), smCount, smVersion};
+    return static_cast<long long>(cait::talkingHeadsWorkspaceBytes(batch, heads, tokens, headSize, device));
 }
 
 int cait_class_attention(int dtype, int batch, int tokens, int heads, int headSize, float scale, void const* q,

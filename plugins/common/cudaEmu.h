@@ -605,8 +605,10 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smemB
     s.bodyArg = &call;
     s.fibers.resize(nThreads);
     unsigned const nBlocks = grid.x * grid.y * grid.z;
-    for (unsigned b = 0; b < nBlocks; ++b)
+    for (unsigned i = 0; i < nBlocks; ++i)
     {
+        // Reverse order reverses the blocks too: code that relies on which block runs last fails.
+        unsigned const b = reverseOrder() ? nBlocks - 1 - i : i;
         std::memset(smemStorage.data(), 0xff, smemStorage.size());
         for (auto& w : state.warps)
         {
@@ -652,6 +654,12 @@ inline void __syncwarp(unsigned mask = 0xffffffffu)
     cuda_emu::syncwarp();
 }
 inline void __threadfence_block() {}
+inline void __threadfence() {} // one host thread runs the whole grid: nothing to order
+template <typename T>
+T __ldcg(T const* p)
+{
+    return *p;
+}
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T v, int laneMask, int width = 32)
 {

@@ -282,13 +282,13 @@ void testTalkingHeads()
     std::memcpy(p.preBias, attrs.b1.data(), attrs.b1.size() * 4);
     std::memcpy(p.postWeight, attrs.w2.data(), attrs.w2.size() * 4);
     std::memcpy(p.postBias, attrs.b2.data(), attrs.b2.size() * 4);
-    expect(cait::launchTalkingHeads<float>(p, qkv.data(), direct.data(), cait::TalkingHeadsDevice{163 * 1024, 16, 87},
+    expect(cait::launchTalkingHeads<float>(p, qkv.data(), direct.data(), cait::TalkingHeadsDevice{227 * 1024, 132, 90},
                nullptr)
             == cudaSuccess,
         "talking heads: direct launch");
     expect(viaPlugin == direct, "talking heads: enqueue passes the attributes through unchanged");
 
-    // fp16 at head size 48 on the stubbed sm_87 device: enqueue runs the tensor-core kernel (bit for
+    // fp16 at head size 48 on the stubbed sm_90 device: enqueue runs the tensor-core kernel (bit for
     // bit its direct launch), not the CUDA-core one.
     int32_t const d16 = 48, C16 = H * d16;
     std::vector<__half> qkv16(static_cast<size_t>(B) * N * 3 * C16);
@@ -303,20 +303,55 @@ void testTalkingHeads()
     expect(rt->onShapeChange(shapes16, 1, shapes16 + 1, 1) == 0, "talking heads: onShapeChange fp16");
     expect(rt->enqueue(shapes16, shapes16 + 1, ins16, outs16, nullptr, nullptr) == 0, "talking heads: enqueue fp16");
     p.headSize = d16;
-    cait::TalkingHeadsDevice const orin{163 * 1024, 16, 87};
-    cait::TalkingHeadsPlan const plan = cait::talkingHeadsPlan(B, H, N, d16, true, true, orin);
+    cait::TalkingHeadsDevice const h200{227 * 1024, 132, 90};
+    cait::TalkingHeadsPlan const plan = cait::talkingHeadsPlan(B, H, N, d16, true, true, h200);
     expect(plan.variant == cait::TalkingHeadsVariant::kTensorCoreOnePass, "talking heads: fp16 plan is tensor core");
-    expect(cait::launchTalkingHeads<__half>(p, qkv16.data(), tc16.data(), orin, nullptr, plan.variant, plan.rows)
+    expect(cait::launchTalkingHeads<__half>(p, qkv16.data(), tc16.data(), h200, nullptr, plan.variant, plan.rows)
             == cudaSuccess,
         "talking heads: direct tensor-core launch");
     expect(cait::launchTalkingHeads<__half>(
-               p, qkv16.data(), core16.data(), orin, nullptr, cait::TalkingHeadsVariant::kFullRow)
+               p, qkv16.data(), core16.data(), h200, nullptr, cait::TalkingHeadsVariant::kFullRow)
             == cudaSuccess,
         "talking heads: direct CUDA-core launch");
     auto same = [](std::vector<__half> const& a, std::vector<__half> const& b) {
         return std::memcmp(a.data(), b.data(), a.size() * sizeof(__half)) == 0;
     };
     expect(same(plugin16, tc16) && !same(plugin16, core16), "talking heads: fp16 enqueue runs the tensor-core kernel");
+
+    // Batch 1 with many keys: the plugin asks for a workspace and enqueue splits the keys over
+    // blocks (bit for bit the direct launch of that plan).
+    int32_t const N1 = 576;
+    std::vector<__half> qkv1(static_cast<size_t>(N1) * 3 * C16);
+    for (size_t i = 0; i < qkv1.size(); ++i)
+    {
+        qkv1[i] = __float2half_rn(std::cos(0.11F * static_cast<float>(i)) * 1.5F);
+    }
+    DynamicPluginTensorDesc profile[2]{};
+    profile[0].desc = desc({1, N1, 3 * C16}, DataType::kHALF);
+    profile[0].max = Dims{3, {1, N1, 3 * C16}};
+    profile[1].desc = desc({1, N1, C16}, DataType::kHALF);
+    size_t const wsBytes = build->getWorkspaceSize(profile, 1, profile + 1, 1);
+    expect(wsBytes > 0, "talking heads: a workspace for batch-1 key splits");
+    std::vector<float> ws((wsBytes + 3) / 4, std::nanf(""));
+    std::vector<__half> split1(static_cast<size_t>(N1) * C16), direct1(split1.size());
+    PluginTensorDesc shapes1[2] = {desc({1, N1, 3 * C16}, DataType::kHALF), desc({1, N1, C16}, DataType::kHALF)};
+    void const* ins1[1] = {qkv1.data()};
+    void* outs1[1] = {split1.data()};
+    expect(rt->onShapeChange(shapes1, 1, shapes1 + 1, 1) == 0
+            && rt->enqueue(shapes1, shapes1 + 1, ins1, outs1, ws.data(), nullptr) == 0,
+        "talking heads: enqueue batch 1 with a workspace");
+    p.batch = 1;
+    p.tokens = N1;
+    cait::TalkingHeadsPlan const split = cait::talkingHeadsPlan(1, H, N1, d16, true, true, h200,
+        cait::TalkingHeadsVariant::kAuto, 0, cait::talkingHeadsWorkspaceBytes(1, H, N1, d16, h200));
+    expect(split.variant == cait::TalkingHeadsVariant::kTensorCoreSplit && split.workspaceBytes <= wsBytes,
+        "talking heads: batch 1 plans key splits within the workspace");
+    std::vector<float> ws2(ws.size(), std::nanf(""));
+    expect(cait::launchTalkingHeads<__half>(p, qkv1.data(), direct1.data(), h200, nullptr, split.variant, split.rows,
+               ws2.data(), wsBytes, split.splits)
+            == cudaSuccess,
+        "talking heads: direct key-split launch");
+    expect(same(split1, direct1), "talking heads: batch-1 enqueue splits the keys");
 }
 
 void testClassAttention()
@@ -536,12 +571,12 @@ extern "C" cudaError_t cudaGetDevice(int* device)
 }
 extern "C" cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int)
 {
-    switch (attr) // an AGX Orin
+    switch (attr) // an H200
     {
-    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 163 * 1024; break;
-    case cudaDevAttrMultiProcessorCount: *value = 16; break;
-    case cudaDevAttrComputeCapabilityMajor: *value = 8; break;
-    case cudaDevAttrComputeCapabilityMinor: *value = 7; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
+    case cudaDevAttrMultiProcessorCount: *value = 132; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
     default: return cudaErrorInvalidValue;
     }
     return cudaSuccess;

@@ -512,6 +512,37 @@ int32_t tensorCoreRows(bool onePass, int32_t heads, int32_t tokens, size_t maxSm
     return rows;
 }
 
+// Key splits: at most this many per tile, and one 32-key chunk each at least.
+constexpr int32_t kThMaxSplits = 8;
+constexpr int32_t kThSplitRows = 16;
+// A one-pass plan splits only into at least this many: the splits compute the scores twice and
+// launch twice, so two splits gain nothing over one pass (the performance model in
+// plugins/talkingHeadsAttentionPlugin/README.md).
+constexpr int32_t kThSplitMinOnePass = 3;
+
+// Splits for a grid of `tiles` blocks: about enough to give every SM a block, at least 2.
+int32_t splitCount(int64_t tiles, int32_t tokens, int32_t smCount)
+{
+    int64_t const chunks = ceilDiv(tokens, 32);
+    int64_t const cap = chunks < kThMaxSplits ? chunks : kThMaxSplits;
+    int64_t const want = smCount / (tiles > 0 ? tiles : 1);
+    return static_cast<int32_t>(want < 2 ? 2 : (want > cap ? cap : want));
+}
+
+TalkingHeadsPlan splitPlan(
+    int32_t batch, int32_t heads, int32_t tokens, int32_t rows, int32_t splits, size_t maxSmem, int32_t smCount)
+{
+    TalkingHeadsPlan plan;
+    plan.variant = TalkingHeadsVariant::kTensorCoreSplit;
+    int32_t const tiles = static_cast<int32_t>(ceilDiv(tokens, rows));
+    plan.splits = splits > 0 ? splits : splitCount(static_cast<int64_t>(batch) * tiles, tokens, smCount);
+    plan.smemBytes = talkingHeadsTensorCoreSmemBytes(false, rows, heads, tokens);
+    plan.rows = rows <= kThSplitRows && plan.smemBytes <= maxSmem ? rows : 0;
+    plan.threads = talkingHeadsTensorCoreThreads(heads);
+    plan.workspaceBytes = talkingHeadsSplitWorkspaceBytes(batch, heads, tokens, tiles, plan.splits);
+    return plan;
+}
+
 TalkingHeadsPlan tensorCorePlan(bool onePass, int32_t rows, int32_t heads, int32_t tokens)
 {
     TalkingHeadsPlan plan;
@@ -525,10 +556,11 @@ TalkingHeadsPlan tensorCorePlan(bool onePass, int32_t rows, int32_t heads, int32
 } // namespace
 
 TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, int32_t headSize, bool fp16,
-    bool aligned, TalkingHeadsDevice const& device, TalkingHeadsVariant want, int32_t rows)
+    bool aligned, TalkingHeadsDevice const& device, TalkingHeadsVariant want, int32_t rows, size_t workspaceBytes,
+    int32_t splits)
 {
-    bool const tcWanted
-        = want == TalkingHeadsVariant::kTensorCoreOnePass || want == TalkingHeadsVariant::kTensorCoreTwoPass;
+    bool const tcWanted = want == TalkingHeadsVariant::kTensorCoreOnePass
+        || want == TalkingHeadsVariant::kTensorCoreTwoPass || want == TalkingHeadsVariant::kTensorCoreSplit;
     bool const tcEligible = fp16 && aligned && device.smVersion >= 80 && talkingHeadsTensorCoreShape(heads, headSize);
     if (want == TalkingHeadsVariant::kFullRow || want == TalkingHeadsVariant::kStreaming
         || (want == TalkingHeadsVariant::kAuto && !tcEligible))
@@ -538,6 +570,13 @@ TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, 
     if (tcWanted && !(fp16 && talkingHeadsTensorCoreShape(heads, headSize)))
     {
         return TalkingHeadsPlan{want, 0, 0, 0, 0};
+    }
+    if (want == TalkingHeadsVariant::kTensorCoreSplit)
+    {
+        int32_t const r = rows > 0 ? rows : (kThSplitRows < tokens ? kThSplitRows : tokens);
+        TalkingHeadsPlan plan = splitPlan(batch, heads, tokens, r, splits, device.maxSmemBytes, device.smCount);
+        plan.rows = plan.workspaceBytes <= workspaceBytes ? plan.rows : 0;
+        return plan;
     }
     if (tcWanted)
     {
@@ -563,6 +602,21 @@ TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, 
     {
         pick = kThMaxRows;
     }
+    // A grid that leaves most multiprocessors idle (batch 1: 13-49 tiles for 132 SMs) splits the
+    // keys of each 16-row tile over several blocks, when the caller gave the workspace for it.
+    // Splits run two passes: worth it where the plan has two anyway, or where there are enough
+    // splits for the parallelism to pay for the second pass and the second launch.
+    int64_t const tiles16 = static_cast<int64_t>(batch) * ceilDiv(tokens, kThSplitRows);
+    if (2 * static_cast<int64_t>(batch) * ceilDiv(tokens, pick) <= device.smCount && 2 * tiles16 <= device.smCount)
+    {
+        int32_t const r = kThSplitRows < tokens ? kThSplitRows : tokens;
+        TalkingHeadsPlan split = splitPlan(batch, heads, tokens, r, 0, device.maxSmemBytes, device.smCount);
+        bool const pays = !onePass || split.splits >= kThSplitMinOnePass;
+        if (pays && split.rows > 0 && split.workspaceBytes <= workspaceBytes)
+        {
+            return split;
+        }
+    }
     return tensorCorePlan(onePass, pick, heads, tokens);
 }
 
@@ -581,6 +635,23 @@ int32_t talkingHeadsRowsPerBlock(int32_t heads, int32_t tokens, int32_t headSize
         --rows;
     }
     return rows;
+}
+
+size_t talkingHeadsWorkspaceBytes(
+    int32_t batch, int32_t heads, int32_t tokens, int32_t headSize, TalkingHeadsDevice const& device)
+{
+    if (!talkingHeadsTensorCoreShape(heads, headSize) || device.smVersion < 80 || batch <= 0 || tokens <= 0)
+    {
+        return 0;
+    }
+    // Key splits run only when 2 * batch * tiles <= SMs: their fp32 output (batch * tokens <= 16 *
+    // batch * tiles rows) and statistics are then bounded by the SM count as well as by the shape;
+    // both bounds grow with batch and tokens.
+    int64_t const C = static_cast<int64_t>(heads) * headSize;
+    int64_t const statsPerTile = static_cast<int64_t>(kThMaxSplits) * kThSplitRows * heads * 2;
+    int64_t const bySms = device.smCount / 2 * (kThSplitRows * C + statsPerTile);
+    int64_t const byShape = static_cast<int64_t>(batch) * (tokens * C + ceilDiv(tokens, kThSplitRows) * statsPerTile);
+    return static_cast<size_t>(bySms < byShape ? bySms : byShape) * sizeof(float);
 }
 
 cudaError_t talkingHeadsPrepare(size_t maxSmemBytes)
@@ -615,7 +686,8 @@ cudaError_t talkingHeadsPrepare(size_t maxSmemBytes)
 
 template <typename T>
 cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T* out, TalkingHeadsDevice const& device,
-    cudaStream_t stream, TalkingHeadsVariant variant, int32_t rows)
+    cudaStream_t stream, TalkingHeadsVariant variant, int32_t rows, void* workspace, size_t workspaceBytes,
+    int32_t splits)
 {
     if (params.batch < 0 || params.tokens <= 0 || params.heads <= 0 || params.heads > kThMaxHeads
         || params.headSize <= 0 || params.batch > 65535)
@@ -628,13 +700,15 @@ cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T
     }
     constexpr bool kFp16 = std::is_same<T, __half>::value;
     bool const aligned = reinterpret_cast<uintptr_t>(qkv) % 8 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
-    TalkingHeadsPlan const plan = talkingHeadsPlan(
-        params.batch, params.heads, params.tokens, params.headSize, kFp16, aligned, device, variant, rows);
+    bool const wsUsable = workspace != nullptr && reinterpret_cast<uintptr_t>(workspace) % 16 == 0;
+    TalkingHeadsPlan const plan = talkingHeadsPlan(params.batch, params.heads, params.tokens, params.headSize, kFp16,
+        aligned, device, variant, rows, wsUsable ? workspaceBytes : 0, splits);
     if (plan.rows == 0)
     {
         return cudaErrorInvalidValue;
     }
-    if (plan.variant == TalkingHeadsVariant::kTensorCoreOnePass || plan.variant == TalkingHeadsVariant::kTensorCoreTwoPass)
+    if (plan.variant == TalkingHeadsVariant::kTensorCoreOnePass || plan.variant == TalkingHeadsVariant::kTensorCoreTwoPass
+        || plan.variant == TalkingHeadsVariant::kTensorCoreSplit)
     {
         if constexpr (kFp16)
         {
@@ -642,7 +716,7 @@ cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T
             {
                 return cudaErrorMisalignedAddress;
             }
-            return launchTalkingHeadsTensorCore(params, plan, qkv, out, stream);
+            return launchTalkingHeadsTensorCore(params, plan, qkv, out, workspace, stream);
         }
         return cudaErrorInvalidValue;
     }
@@ -657,8 +731,8 @@ cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T
 }
 
 template cudaError_t launchTalkingHeads<float>(TalkingHeadsParams const&, float const*, float*,
-    TalkingHeadsDevice const&, cudaStream_t, TalkingHeadsVariant, int32_t);
+    TalkingHeadsDevice const&, cudaStream_t, TalkingHeadsVariant, int32_t, void*, size_t, int32_t);
 template cudaError_t launchTalkingHeads<__half>(TalkingHeadsParams const&, __half const*, __half*,
-    TalkingHeadsDevice const&, cudaStream_t, TalkingHeadsVariant, int32_t);
+    TalkingHeadsDevice const&, cudaStream_t, TalkingHeadsVariant, int32_t, void*, size_t, int32_t);
 
 } // namespace cait

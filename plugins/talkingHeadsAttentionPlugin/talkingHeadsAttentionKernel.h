@@ -31,10 +31,12 @@ struct TalkingHeadsParams
 
 // Kernels sharing the contract (README.md next to this file has the design and the plans per
 // preset and GPU):
-//  - kTensorCoreOnePass / kTensorCoreTwoPass (talkingHeadsTensorCore.cu): every GEMM on tensor
-//    cores (mma.sync), fp16 I/O, head size 48, H in {4, 6, 8, 16}, sm_80 and newer, 8-byte
-//    aligned tensors. One pass keeps the fp16 exp-scores of the row tile for all N keys in shared
-//    memory; two passes recompute the scores once to need memory independent of N.
+//  - kTensorCoreOnePass / kTensorCoreTwoPass / kTensorCoreSplit (talkingHeadsTensorCore.cu): every
+//    GEMM on tensor cores (mma.sync), fp16 I/O, head size 48, H in {4, 6, 8, 16}, sm_80 and newer,
+//    8-byte aligned tensors. One pass keeps the fp16 exp-scores of the row tile for all N keys in
+//    shared memory; two passes recompute the scores once to need memory independent of N; key
+//    splits (small grids: batch 1) run the two passes over parts of the keys in separate blocks,
+//    combining the softmax statistics and the fp32 outputs through a workspace.
 //  - kFullRow / kStreaming: CUDA-core kernels for every other case (fp32 I/O, sm_75, other head
 //    counts or sizes, unaligned tensors). kFullRow keeps fp32 score rows of the tile in shared
 //    memory; kStreaming streams key chunks twice (pass 1 softmax statistics, pass 2 P'V).
@@ -45,6 +47,7 @@ enum class TalkingHeadsVariant : int32_t
     kStreaming = 2,
     kTensorCoreOnePass = 3,
     kTensorCoreTwoPass = 4,
+    kTensorCoreSplit = 5,
 };
 
 // What the planner needs to know about the GPU.
@@ -75,14 +78,23 @@ struct TalkingHeadsPlan
     int32_t chunk{0}; // keys per chunk (kStreaming only)
     size_t smemBytes{0};
     int32_t threads{kThThreads};
+    int32_t splits{1};          // key splits (kTensorCoreSplit)
+    size_t workspaceBytes{0};   // what the launch needs of the caller's workspace
 };
 
 // Picks the kernel and tile for a shape. `fp16` and `aligned` (qkv and output 8-byte aligned)
-// gate the tensor-core kernel; `want` forces a variant and `rows` a row tile (tests, benchmarks);
-// kAuto and 0 decide.
+// gate the tensor-core kernel; `want` forces a variant, `rows` a row tile and `splits` the key
+// splits (tests, benchmarks); kAuto and 0 decide. Key splits are planned only when
+// `workspaceBytes` covers their workspace.
 TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, int32_t headSize, bool fp16,
     bool aligned, TalkingHeadsDevice const& device, TalkingHeadsVariant want = TalkingHeadsVariant::kAuto,
-    int32_t rows = 0);
+    int32_t rows = 0, size_t workspaceBytes = 0, int32_t splits = 0);
+
+// The workspace a launch of this shape may use (key splits of a small grid): what a plugin asks
+// TensorRT for, with the profile's largest batch and tokens. Monotone in batch and tokens, so
+// the value for the running shape never exceeds what was granted for the largest.
+size_t talkingHeadsWorkspaceBytes(
+    int32_t batch, int32_t heads, int32_t tokens, int32_t headSize, TalkingHeadsDevice const& device);
 
 size_t talkingHeadsStreamingSmemBytes(int32_t rows, int32_t chunk, int32_t heads, int32_t headSize);
 
@@ -99,15 +111,18 @@ bool talkingHeadsTensorCoreShape(int32_t heads, int32_t headSize);
 size_t talkingHeadsTensorCoreSmemBytes(bool onePass, int32_t rows, int32_t heads, int32_t tokens);
 int32_t talkingHeadsTensorCoreThreads(int32_t heads);
 cudaError_t launchTalkingHeadsTensorCore(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan,
-    __half const* qkv, __half* out, cudaStream_t stream);
+    __half const* qkv, __half* out, void* workspace, cudaStream_t stream);
+size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t tiles, int32_t splits);
 cudaError_t talkingHeadsTensorCorePrepare(size_t maxSmemBytes);
 
 // Enqueues the planned kernel (talkingHeadsPlan with the same arguments). The kernels must have
 // been opted in to the plan's shared memory (talkingHeadsPrepare). Capturable: no allocation, no
 // synchronization.
+// `workspace` (optional, `workspaceBytes` long) lets small grids use key splits.
 template <typename T>
 cudaError_t launchTalkingHeads(TalkingHeadsParams const& params, T const* qkv, T* out, TalkingHeadsDevice const& device,
-    cudaStream_t stream, TalkingHeadsVariant variant = TalkingHeadsVariant::kAuto, int32_t rows = 0);
+    cudaStream_t stream, TalkingHeadsVariant variant = TalkingHeadsVariant::kAuto, int32_t rows = 0,
+    void* workspace = nullptr, size_t workspaceBytes = 0, int32_t splits = 0);
 
 // Opts every kernel in to `maxSmemBytes` of dynamic shared memory (call outside capture, once per
 // device, e.g. from configurePlugin/onShapeChange). No-op in the emulation build.

@@ -193,10 +193,27 @@ bool TalkingHeadsAttentionPlugin::supportsFormatCombination(
     CAIT_CATCH_ALL(kPlugin, false);
 }
 
-size_t TalkingHeadsAttentionPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
+size_t TalkingHeadsAttentionPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
     DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
 {
-    return 0; // scores live in shared memory only
+    try
+    {
+        // Scores live in shared memory only. The workspace is for small grids (batch 1), whose
+        // keys the tensor-core kernel splits over blocks: sized at the profile's largest shape,
+        // and the size for any smaller shape is no larger (talkingHeadsWorkspaceBytes).
+        check(inputs != nullptr && nbInputs == 1, "expects 1 input");
+        Dims const& max = inputs[0].max;
+        if (inputs[0].desc.type != DataType::kHALF || max.nbDims != 3 || max.d[0] <= 0 || max.d[1] <= 0)
+        {
+            return 0;
+        }
+        DeviceLimits const limits = currentDeviceLimits();
+        TalkingHeadsDevice const device{limits.maxSmemPerBlock, limits.smCount, limits.smVersion};
+        int32_t const d = headSizeOf(max.d[2]);
+        return talkingHeadsWorkspaceBytes(static_cast<int32_t>(max.d[0] < kMaxBatch ? max.d[0] : kMaxBatch),
+            mAttrs.numHeads, static_cast<int32_t>(max.d[1] < INT32_MAX ? max.d[1] : INT32_MAX), d, device);
+    }
+    CAIT_CATCH_ALL(kPlugin, 0);
 }
 
 int32_t TalkingHeadsAttentionPlugin::onShapeChange(
@@ -220,7 +237,7 @@ int32_t TalkingHeadsAttentionPlugin::onShapeChange(
 }
 
 int32_t TalkingHeadsAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
-    void const* const* inputs, void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept
+    void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept
 {
     try
     {
@@ -252,8 +269,11 @@ int32_t TalkingHeadsAttentionPlugin::enqueue(PluginTensorDesc const* inputDesc, 
         }
         else if (inputDesc[0].type == DataType::kHALF)
         {
-            err = launchTalkingHeads<__half>(
-                p, static_cast<__half const*>(inputs[0]), static_cast<__half*>(outputs[0]), mDevice, stream);
+            // The workspace holds at least the bound for the running shape (it was sized at the
+            // profile's largest, and the bound grows with batch and tokens).
+            size_t const wsBytes = talkingHeadsWorkspaceBytes(p.batch, p.heads, p.tokens, p.headSize, mDevice);
+            err = launchTalkingHeads<__half>(p, static_cast<__half const*>(inputs[0]), static_cast<__half*>(outputs[0]),
+                mDevice, stream, TalkingHeadsVariant::kAuto, 0, workspace, wsBytes);
         }
         check(err == cudaSuccess, std::string("kernel launch failed: ") + cudaGetErrorString(err));
         return 0;

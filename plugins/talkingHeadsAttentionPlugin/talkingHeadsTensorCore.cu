@@ -599,8 +599,10 @@ __device__ __forceinline__ void tcAccumulate(TcThread<H, T>& th, __half const* b
     }
 }
 
-template <int32_t H, int32_t T>
-__device__ __forceinline__ void tcStore(TcThread<H, T> const& th, __half* out, int32_t nRows)
+// Hands emit(offset of channel 4t of the row, 4 channels' values) each output quad this lane
+// holds: rows g and g + 8 of every tile, channels 16v + 4t ... (the P'V accumulator layout).
+template <int32_t H, int32_t T, typename Emit>
+__device__ __forceinline__ void tcForEachOutput(TcThread<H, T> const& th, int32_t nRows, Emit&& emit)
 {
     using S = TcShape<H, T>;
 #pragma unroll
@@ -614,17 +616,24 @@ __device__ __forceinline__ void tcStore(TcThread<H, T> const& th, __half* out, i
             {
                 continue;
             }
-            __half* dst = out + static_cast<int64_t>(r) * S::kC + th.warp * kThTcHeadSize + 4 * th.t;
+            int64_t const at = static_cast<int64_t>(r) * S::kC + th.warp * kThTcHeadSize + 4 * th.t;
 #pragma unroll
             for (int32_t v = 0; v < kKSteps; ++v)
             {
                 float const* ev = th.acc[tile][2 * v];
                 float const* od = th.acc[tile][2 * v + 1];
-                store64(dst + 16 * v, packHalf2(ev[2 * half], od[2 * half]),
-                    packHalf2(ev[2 * half + 1], od[2 * half + 1]));
+                emit(at + 16 * v, ev[2 * half], od[2 * half], ev[2 * half + 1], od[2 * half + 1]);
             }
         }
     }
+}
+
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcStore(TcThread<H, T> const& th, __half* out, int32_t nRows)
+{
+    tcForEachOutput<H, T>(th, nRows, [out](int64_t at, float a, float b, float c, float d) {
+        store64(out + at, packHalf2(a, b), packHalf2(c, d));
+    });
 }
 
 // One chunk of keys [j0, j0 + 32): scores (A1), then the pre-mix and softmax (A2) of every mix
@@ -682,12 +691,121 @@ __device__ __forceinline__ void tcPublishStats(
     }
 }
 
-template <int32_t H, int32_t T, bool kOnePass>
-__global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensorCoreKernel(
-    TalkingHeadsParams const p, int32_t const rows, __half const* __restrict__ qkv, __half* __restrict__ out)
+// The partial softmax statistics of this warp's groups over one key split, to global memory:
+// (running max, sum) per (row, head) of the block.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcWritePartialStats(TcThread<H, T> const& th, int32_t nRows, float* partial)
+{
+    using S = TcShape<H, T>;
+#pragma unroll
+    for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
+    {
+        int32_t const grp = th.warp + gs * S::kWarps;
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            int32_t const r = grp * S::kGroupRows + th.slotRow(s);
+            if (grp * S::kGroupRows < nRows && th.t == 0 && th.slotHead(s) < H)
+            {
+                float* dst = partial + 2 * (r * H + th.slotHead(s));
+                dst[0] = th.runMax[gs][s];
+                dst[1] = th.runSum[gs][s];
+            }
+        }
+    }
+}
+
+// The statistics over all keys from the splits' partial ones: max M = max_s m_s, sum
+// L = sum_s l_s 2^(m_s - M) (an empty split has m = -inf, l = 0 and adds nothing).
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcCombineStats(
+    TcThread<H, T>& th, float const* partials, int32_t splits, int32_t partialStride)
+{
+    using S = TcShape<H, T>;
+#pragma unroll
+    for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
+    {
+        int32_t const grp = th.warp + gs * S::kWarps;
+#pragma unroll
+        for (int32_t s = 0; s < 2; ++s)
+        {
+            int32_t const idx = 2 * ((grp * S::kGroupRows + th.slotRow(s)) * H + th.slotHead(s));
+            float m = -INFINITY;
+            float l = 0.F;
+            if (th.slotHead(s) < H && grp < S::kGroups)
+            {
+                for (int32_t k = 0; k < splits; ++k)
+                {
+                    m = fmaxf(m, partials[k * partialStride + idx]);
+                }
+                for (int32_t k = 0; k < splits; ++k)
+                {
+                    float const mk = partials[k * partialStride + idx];
+                    l += mk == -INFINITY ? 0.F : partials[k * partialStride + idx + 1] * fastExp2(mk - m);
+                }
+            }
+            th.runMax[gs][s] = m;
+            th.runSum[gs][s] = l;
+        }
+    }
+}
+
+// Adds this warp's P'V accumulators (one key split's share) to the fp32 output of the block's
+// rows, `acc32` = the first row's channel 0.
+template <int32_t H, int32_t T>
+__device__ __forceinline__ void tcAtomicAddOutput(TcThread<H, T> const& th, float* acc32, int32_t nRows)
+{
+    tcForEachOutput<H, T>(th, nRows, [acc32](int64_t at, float a, float b, float c, float d) {
+        atomicAdd(acc32 + at, a);
+        atomicAdd(acc32 + at + 1, b);
+        atomicAdd(acc32 + at + 2, c);
+        atomicAdd(acc32 + at + 3, d);
+    });
+}
+
+// What one launch of the kernel computes.
+enum class TcMode : int32_t
+{
+    kOnePass,     // everything, exp-scores of all keys kept
+    kTwoPass,     // everything, scores computed twice
+    kSplitStats,  // key split z: partial softmax statistics to the workspace
+    kSplitOutput, // key split z: P'V of its keys with the combined statistics, added to fp32 output
+};
+
+// Key splits (small grids): the workspace holds the fp32 output [B][N][C], then the partial
+// statistics [B][tiles][splits][16][H][2].
+__host__ __device__ inline size_t splitStatsOffset(int32_t batch, int32_t tokens, int32_t heads)
+{
+    return static_cast<size_t>(batch) * tokens * heads * kThTcHeadSize;
+}
+
+// After the statistics: one arrival counter per (image, tile).
+__host__ __device__ inline size_t splitCounterOffset(int32_t batch, int32_t tokens, int32_t heads, int32_t tiles,
+    int32_t splits)
+{
+    return splitStatsOffset(batch, tokens, heads) + static_cast<size_t>(batch) * tiles * splits * kTile * heads * 2;
+}
+
+__device__ __forceinline__ float* acc32Tile(float* workspace, uint32_t image, int32_t tokens, int32_t row0, int32_t c)
+{
+    return workspace + (static_cast<int64_t>(image) * tokens + row0) * c;
+}
+
+__device__ __forceinline__ int32_t* splitCounters(
+    float* workspace, int32_t batch, int32_t tokens, int32_t heads, int32_t tiles)
+{
+    return reinterpret_cast<int32_t*>(
+        workspace + splitCounterOffset(batch, tokens, heads, tiles, static_cast<int32_t>(gridDim.z)));
+}
+
+template <int32_t H, int32_t T, TcMode kMode>
+__global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensorCoreKernel(TalkingHeadsParams const p,
+    int32_t const rows, int32_t const splits, __half const* __restrict__ qkv, __half* __restrict__ out,
+    float* __restrict__ workspace)
 {
 #if defined(CAIT_EMULATION) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
     using S = TcShape<H, T>;
+    constexpr bool kOnePass = kMode == TcMode::kOnePass;
     CAIT_DYNAMIC_SMEM(smem);
     int32_t const N = p.tokens;
     TcLayout const L = tcLayout(kOnePass, rows, H, N);
@@ -717,7 +835,82 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
     tcSetup<H, T>(th, p, base, row0, nRows, coef, qBuf);
     __syncwarp(); // each warp reads back only the Q fragments it wrote
 
-    if constexpr (kOnePass)
+    if constexpr (kMode == TcMode::kSplitStats || kMode == TcMode::kSplitOutput)
+    {
+        // This block's keys: chunks [c0, c1) of the key range.
+        int32_t const perSplit = (L.nChunks + splits - 1) / splits;
+        int32_t const c0 = static_cast<int32_t>(blockIdx.z) * perSplit;
+        int32_t const c1 = c0 + perSplit < L.nChunks ? c0 + perSplit : L.nChunks;
+        int32_t const tiles = static_cast<int32_t>(gridDim.x);
+        int32_t const partialStride = S::kRows * H * 2;
+        float* partials = workspace + splitStatsOffset(p.batch, N, H)
+            + static_cast<size_t>((blockIdx.y * tiles + blockIdx.x) * splits) * partialStride;
+        if constexpr (kMode == TcMode::kSplitStats)
+        {
+            for (int32_t c = c0; c < c1; ++c)
+            {
+                tcChunk<H, T, ExpMode::kStatsOnly>(th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0, refs,
+                    coef, statMax, statInv, zero);
+            }
+            tcWritePartialStats<H, T>(th, nRows, partials + static_cast<size_t>(blockIdx.z) * partialStride);
+            // Zero this split's share of the tile's fp32 output and the tile's arrival counter for
+            // the output launch (stream order puts every stats block before it), which saves a
+            // memset launch: at batch 1 a launch gap is a sizeable part of a layer.
+            float* acc = acc32Tile(workspace, blockIdx.y, N, row0, S::kC);
+            int32_t const count = nRows * S::kC;
+            int32_t const share = (count + splits - 1) / splits;
+            int32_t const end = (static_cast<int32_t>(blockIdx.z) + 1) * share < count
+                ? (static_cast<int32_t>(blockIdx.z) + 1) * share
+                : count;
+            for (int32_t i = static_cast<int32_t>(blockIdx.z) * share + static_cast<int32_t>(threadIdx.x); i < end;
+                 i += S::kThreads)
+            {
+                acc[i] = 0.F;
+            }
+            if (blockIdx.z == 0 && threadIdx.x == 0)
+            {
+                splitCounters(workspace, p.batch, N, H, tiles)[blockIdx.y * tiles + blockIdx.x] = 0;
+            }
+        }
+        else
+        {
+            tcCombineStats<H, T>(th, partials, splits, partialStride);
+            tcPublishStats<H, T>(th, nRows, statMax, statInv);
+            __syncwarp();
+            tcZeroAccumulators<H, T>(th);
+            for (int32_t c = c0; c < c1; ++c)
+            {
+                tcChunk<H, T, ExpMode::kNormalized>(th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0,
+                    refs, coef, statMax, statInv, zero);
+                tcAccumulate<H, T>(th, base, N, expBuf, L.ePitch, 0, c * kChunk, kChunk, nRows, zero);
+                __syncthreads(); // scores and exp buffer are rewritten by the next chunk
+            }
+            float* acc = acc32Tile(workspace, blockIdx.y, N, row0, S::kC);
+            tcAtomicAddOutput<H, T>(th, acc, nRows);
+            // The last split to finish a tile rounds its fp32 output to fp16 (the threadFenceReduction
+            // pattern of the CUDA samples): no third launch. The fence orders this block's adds before
+            // its arrival; the reader bypasses L1 (__ldcg), where no line of the tile can be stale.
+            __shared__ int32_t lastArrival;
+            __threadfence();
+            __syncthreads();
+            if (threadIdx.x == 0)
+            {
+                int32_t* counter = splitCounters(workspace, p.batch, N, H, tiles) + blockIdx.y * tiles + blockIdx.x;
+                lastArrival = atomicAdd(counter, 1) == splits - 1;
+            }
+            __syncthreads();
+            if (lastArrival)
+            {
+                __threadfence();
+                for (int32_t i = static_cast<int32_t>(threadIdx.x); i < nRows * S::kC; i += S::kThreads)
+                {
+                    outTile[i] = __float2half_rn(__ldcg(acc + i));
+                }
+            }
+        }
+        return;
+    }
+    else if constexpr (kOnePass)
     {
         for (int32_t j0 = 0; j0 < N; j0 += kChunk)
         {
@@ -782,32 +975,56 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
 #else
     (void) p;
     (void) rows;
+    (void) splits;
     (void) qkv;
     (void) out;
+    (void) workspace;
 #endif
 }
 
 template <int32_t H, int32_t T>
 cudaError_t launchTiles(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out,
-    cudaStream_t stream)
+    void* workspace, cudaStream_t stream)
 {
-    dim3 const grid(static_cast<unsigned>(ceilDiv(params.tokens, plan.rows)), static_cast<unsigned>(params.batch));
+    unsigned const tiles = static_cast<unsigned>(ceilDiv(params.tokens, plan.rows));
     dim3 const block(TcShape<H, T>::kThreads);
+    float* ws = static_cast<float*>(workspace);
     if (plan.variant == TalkingHeadsVariant::kTensorCoreOnePass)
     {
-        return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, true>), grid, block, plan.smemBytes, stream, params,
-            plan.rows, qkv, out);
+        return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kOnePass>), dim3(tiles, params.batch), block,
+            plan.smemBytes, stream, params, plan.rows, 1, qkv, out, ws);
     }
-    return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, false>), grid, block, plan.smemBytes, stream, params,
-        plan.rows, qkv, out);
+    if (plan.variant == TalkingHeadsVariant::kTensorCoreTwoPass)
+    {
+        return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kTwoPass>), dim3(tiles, params.batch), block,
+            plan.smemBytes, stream, params, plan.rows, 1, qkv, out, ws);
+    }
+    if constexpr (T != 1)
+    {
+        return cudaErrorInvalidValue; // key splits take one 16-row tile per block
+    }
+    else
+    {
+        // Key splits: partial statistics (and zeroed fp32 output), then P'V with the combined
+        // statistics, the last split of each tile writing it as fp16.
+        dim3 const grid(tiles, static_cast<unsigned>(params.batch), static_cast<unsigned>(plan.splits));
+        cudaError_t err = CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kSplitStats>), grid, block,
+            plan.smemBytes, stream, params, plan.rows, plan.splits, qkv, out, ws);
+        if (err == cudaSuccess)
+        {
+            err = CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kSplitOutput>), grid, block,
+                plan.smemBytes, stream, params, plan.rows, plan.splits, qkv, out, ws);
+        }
+        return err;
+    }
 }
 
 template <int32_t H>
 cudaError_t launchHeads(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out,
-    cudaStream_t stream)
+    void* workspace, cudaStream_t stream)
 {
-    return plan.rows > kTile ? launchTiles<H, 2>(params, plan, qkv, out, stream)
-                             : launchTiles<H, 1>(params, plan, qkv, out, stream);
+    return plan.rows > kTile ? launchTiles<H, 2>(params, plan, qkv, out, workspace, stream)
+                             : launchTiles<H, 1>(params, plan, qkv, out, workspace, stream);
 }
 
 template <int32_t H>
@@ -818,10 +1035,12 @@ cudaError_t prepareHeads(int bytes)
     return cudaSuccess;
 #else
     cudaError_t err = cudaSuccess;
-    for (void const* fn : {reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, true>),
-             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, false>),
-             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, true>),
-             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, false>)})
+    for (void const* fn : {reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, TcMode::kOnePass>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, TcMode::kTwoPass>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, TcMode::kSplitStats>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, TcMode::kSplitOutput>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kOnePass>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kTwoPass>)})
     {
         if (err == cudaSuccess)
         {
@@ -851,19 +1070,26 @@ int32_t talkingHeadsTensorCoreThreads(int32_t heads)
     return heads * kWarpSize;
 }
 
-cudaError_t launchTalkingHeadsTensorCore(
-    TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out, cudaStream_t stream)
+size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t tiles, int32_t splits)
 {
-    if (plan.rows <= 0 || plan.rows > kThTcMaxRows)
+    return splitCounterOffset(batch, tokens, heads, tiles, splits) * sizeof(float)
+        + static_cast<size_t>(batch) * tiles * sizeof(int32_t);
+}
+
+cudaError_t launchTalkingHeadsTensorCore(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan,
+    __half const* qkv, __half* out, void* workspace, cudaStream_t stream)
+{
+    if (plan.rows <= 0 || plan.rows > kThTcMaxRows
+        || (plan.variant == TalkingHeadsVariant::kTensorCoreSplit && (workspace == nullptr || plan.rows > kTile)))
     {
         return cudaErrorInvalidValue;
     }
     switch (params.heads)
     {
-    case 4: return launchHeads<4>(params, plan, qkv, out, stream);
-    case 6: return launchHeads<6>(params, plan, qkv, out, stream);
-    case 8: return launchHeads<8>(params, plan, qkv, out, stream);
-    case 16: return launchHeads<16>(params, plan, qkv, out, stream);
+    case 4: return launchHeads<4>(params, plan, qkv, out, workspace, stream);
+    case 6: return launchHeads<6>(params, plan, qkv, out, workspace, stream);
+    case 8: return launchHeads<8>(params, plan, qkv, out, workspace, stream);
+    case 16: return launchHeads<16>(params, plan, qkv, out, workspace, stream);
     default: return cudaErrorInvalidValue;
     }
 }

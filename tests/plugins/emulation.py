@@ -15,12 +15,13 @@ EMU_BUILD = ROOT / "build" / "plugins-emulation"
 P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong  # noqa: E741
 
 # talking-heads variants (cait::TalkingHeadsVariant)
-AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_TWO_PASS = 0, 1, 2, 3, 4
+AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_TWO_PASS, TC_SPLIT = 0, 1, 2, 3, 4, 5
 VARIANT_NAMES = {
     FULL_ROW: "full-row",
     STREAMING: "streaming",
     TC_ONE_PASS: "tc 1-pass",
     TC_TWO_PASS: "tc 2-pass",
+    TC_SPLIT: "tc split",
 }
 
 
@@ -35,12 +36,36 @@ def run(cmd, **kw):
 
 def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     """ctypes signatures of the C ABI (shared by the emulated and the CUDA build)."""
-    lib.cait_talking_heads.argtypes = [I, I, I, I, I, F, P, P, P, P, P, P, L, I, I, I, I, P]
+    lib.cait_talking_heads.argtypes = [
+        I,
+        I,
+        I,
+        I,
+        I,
+        F,
+        P,
+        P,
+        P,
+        P,
+        P,
+        P,
+        L,
+        I,
+        I,
+        I,
+        I,
+        P,
+        L,
+        I,
+        P,
+    ]
     lib.cait_talking_heads.restype = I
     lib.cait_talking_heads_rows.argtypes = [I, I, I, L]
     lib.cait_talking_heads_rows.restype = I
-    lib.cait_talking_heads_plan.argtypes = [I, I, I, I, I, L, I, I, I, I, P]
+    lib.cait_talking_heads_plan.argtypes = [I, I, I, I, I, L, I, I, I, I, L, I, P]
     lib.cait_talking_heads_plan.restype = None
+    lib.cait_talking_heads_workspace.argtypes = [I, I, I, I, L, I, I]
+    lib.cait_talking_heads_workspace.restype = L
     lib.cait_class_attention.argtypes = [I, I, I, I, I, F, P, P, P, P, L, P]
     lib.cait_class_attention.restype = I
     lib.cait_probe_mma.argtypes = [I, P, P, P, P]
@@ -93,11 +118,14 @@ def plan(
     sm_version=90,
     variant=AUTO,
     rows=0,
+    workspace=0,
+    splits=0,
 ):
-    """(variant, rows, keys per chunk, shared memory bytes, threads) of the launcher's plan."""
+    """(variant, rows, keys per chunk, shared memory bytes, threads, key splits, workspace bytes)
+    of the launcher's plan, with `workspace` bytes of workspace offered."""
     import numpy as np
 
-    out = np.zeros(5, np.int64)
+    out = np.zeros(7, np.int64)
     lib.cait_talking_heads_plan(
         batch,
         heads,
@@ -109,6 +137,8 @@ def plan(
         sm_version,
         variant,
         rows,
+        workspace,
+        splits,
         out.ctypes.data_as(P),
     )
     return tuple(int(x) for x in out)

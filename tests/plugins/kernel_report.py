@@ -260,8 +260,9 @@ def _sass(obj: Path) -> list[Function]:
 
 
 def kernel_label(mangled: str) -> str:
-    if m := re.search(r"talkingHeadsTensorCoreKernelILi(\d+)ELi(\d)ELb(\d)", mangled):
-        return f"tensor core H={m.group(1)} T={m.group(2)} {'1-pass' if m.group(3) == '1' else '2-pass'}"
+    if m := re.search(r"talkingHeadsTensorCoreKernelILi(\d+)ELi(\d)ELNS0_6TcModeE(\d)E", mangled):
+        mode = ("1-pass", "2-pass", "split stats", "split output")[int(m.group(3))]
+        return f"tensor core H={m.group(1)} T={m.group(2)} {mode}"
     dtype = "fp16" if "6__half" in mangled else "fp32"
     if "talkingHeadsStreamingKernel" in mangled:
         return f"streaming {dtype}"
@@ -290,25 +291,30 @@ def blocks_per_sm_by_registers(registers: int, threads: int, arch: int) -> int:
 
 
 def plans(batch: int) -> dict[tuple[str, int], tuple]:
+    """The launcher's plan per preset and architecture, offered the workspace a plugin asks for."""
     from . import emulation
 
     lib = emulation.build_emulation()
     out = {}
     for name, H, N in PRESETS:
         for a in ARCHS:
-            out[name, a] = emulation.plan(
-                lib, batch, H, N, 48, smem=SM[a]["smem_block"], sm_count=SM[a]["sms"], sm_version=a
-            )
+            device = dict(smem=SM[a]["smem_block"], sm_count=SM[a]["sms"], sm_version=a)
+            ws = lib.cait_talking_heads_workspace(batch, H, N, 48, *device.values())
+            out[name, a] = emulation.plan(lib, batch, H, N, 48, **device, workspace=ws)
     return out
 
 
 def _plan_cell(p, arch: int) -> str:
-    from .emulation import FULL_ROW, STREAMING, TC_ONE_PASS
+    from .emulation import FULL_ROW, STREAMING, TC_ONE_PASS, TC_SPLIT, TC_TWO_PASS
 
-    variant, rows, chunk, smem, _ = p
-    tag = {FULL_ROW: f"F r{rows}", STREAMING: f"S r{rows} k{chunk}"}.get(
-        variant, f"{'TC1' if variant == TC_ONE_PASS else 'TC2'} r{rows}"
-    )
+    variant, rows, chunk, smem, _, splits, _ = p
+    tag = {
+        FULL_ROW: f"F r{rows}",
+        STREAMING: f"S r{rows} k{chunk}",
+        TC_ONE_PASS: f"TC1 r{rows}",
+        TC_TWO_PASS: f"TC2 r{rows}",
+        TC_SPLIT: f"TC2 r{rows} x{splits} key splits",
+    }[variant]
     reserved = 0 if arch == 75 else 1024  # the driver keeps 1 KiB per block from sm_80 on
     return f"{tag}, {smem / 1024:.0f} KiB, {SM[arch]['smem_sm'] // (smem + reserved)} blk/SM"
 
@@ -324,8 +330,8 @@ def plan_table() -> str:
         cells = []
         for a in ARCHS:
             cell = _plan_cell(b32[name, a], a)
-            if b1[name, a][:2] != b32[name, a][:2]:
-                cell += f"; B=1: r{b1[name, a][1]}"
+            if b1[name, a][:2] != b32[name, a][:2] or b1[name, a][5] != b32[name, a][5]:
+                cell += "; B=1: " + _plan_cell(b1[name, a], a).split(",")[0]
             cells.append(cell)
         rows.append(f"| {name} | {H} | {N} | " + " | ".join(cells) + " |")
     return "\n".join(rows)

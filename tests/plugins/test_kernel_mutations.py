@@ -32,10 +32,10 @@ MUTATIONS = {
         "int32_t const k = (mat & 1) * 8 + (th.lane & 7);",
         "int32_t const k = (mat >> 1) * 8 + (th.lane & 7);",
     ),
-    # D fragment of P'V: the even and odd n-tiles' channels exchanged in the store.
+    # D fragment of P'V: the even and odd n-tiles' channels exchanged in the output.
     "out-channels": (
-        "packHalf2(ev[2 * half], od[2 * half])",
-        "packHalf2(od[2 * half], ev[2 * half])",
+        "emit(at + 16 * v, ev[2 * half], od[2 * half], ev[2 * half + 1], od[2 * half + 1]);",
+        "emit(at + 16 * v, od[2 * half], ev[2 * half], od[2 * half + 1], ev[2 * half + 1]);",
     ),
 }
 
@@ -107,6 +107,9 @@ def test_misplaced_fragment_element_fails(mutants, name, variant):
         90,
         variant,
         16,
+        None,
+        0,
+        0,
         None,
     )
     assert rc == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from . import reference
-from .emulation import AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_TWO_PASS, plan
+from .emulation import AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_SPLIT, TC_TWO_PASS, plan
 
 TOL = {np.float32: 1e-5, np.float16: 2e-3}
 DTYPE_CODE = {np.float32: 0, np.float16: 1}
@@ -49,12 +49,28 @@ def _mixing(rng, H):
     return w1.ravel(), b1, w2.ravel(), b2
 
 
-def run_talking_heads(lib, qkv, H, scale, mix, *, device=H200, variant=AUTO, rows=0, out=None):
+def run_talking_heads(
+    lib,
+    qkv,
+    H,
+    scale,
+    mix,
+    *,
+    device=H200,
+    variant=AUTO,
+    rows=0,
+    out=None,
+    workspace=None,
+    splits=0,
+):
+    """`workspace`: a NumPy array offered as the launch's workspace (key splits need one)."""
     B, N, C3 = qkv.shape
     d = C3 // 3 // H
     if out is None:
         out = np.full((B, N, H * d), np.nan, qkv.dtype)
     w1, b1, w2, b2 = (np.ascontiguousarray(m, np.float32) for m in mix)
+    ws = None if workspace is None else _ptr(workspace)
+    ws_bytes = 0 if workspace is None else workspace.nbytes
     rc = lib.cait_talking_heads(
         DTYPE_CODE[qkv.dtype.type],
         B,
@@ -73,6 +89,9 @@ def run_talking_heads(lib, qkv, H, scale, mix, *, device=H200, variant=AUTO, row
         device["sm_version"],
         variant,
         rows,
+        ws,
+        ws_bytes,
+        splits,
         None,
     )
     assert rc == 0, f"launch failed with cudaError {rc}"
@@ -156,7 +175,7 @@ def test_cuda_core_plan_without_tensor_cores(emulated_kernels):
         (16, 576, STREAMING),
         (16, 784, STREAMING),
     ]:
-        variant, rows, _, smem, _ = plan(
+        variant, rows, _, smem, *_ = plan(
             emulated_kernels, 8, H, N, 48, smem=163 * 1024, sm_version=75
         )
         assert variant == expected and rows >= 1 and smem <= 163 * 1024, (H, N)
@@ -279,7 +298,7 @@ def test_tensor_core_plan_per_preset(emulated_kernels):
     }
     for dev_name, device in [("H200", H200), ("Orin", ORIN), ("L4", L4)]:
         for name, H, N in PRESET_SHAPES:
-            variant, rows, _, smem, threads = plan(emulated_kernels, 32, H, N, 48, **device)
+            variant, rows, _, smem, threads, *_ = plan(emulated_kernels, 32, H, N, 48, **device)
             assert variant == (TC_TWO_PASS if name in two_pass[dev_name] else TC_ONE_PASS), (
                 name,
                 dev_name,
@@ -330,6 +349,81 @@ def test_empty_batch_is_a_no_op(emulated_kernels):
     out = np.zeros((0, 37, 4 * 48), np.float16)
     mix = [np.eye(4, dtype=np.float32).ravel(), np.zeros(4, np.float32)] * 2
     run_talking_heads(emulated_kernels, qkv, 4, 1.0, mix, out=out)
+
+
+def _workspace(lib, B, H, N, device=H200):
+    """What a plugin would ask TensorRT for at this shape, as a poisoned (NaN) buffer."""
+    n = lib.cait_talking_heads_workspace(
+        B, H, N, 48, device["smem"], device["sm_count"], device["sm_version"]
+    )
+    return np.full(max(n // 4, 1), np.nan, np.float32)
+
+
+# (H, N, splits): ragged key ranges (N not a multiple of 32 per split), more splits than fit
+# evenly, the preset shapes at batch 1.
+TC_SPLITS = [
+    (4, 37, 2),
+    (6, 70, 3),
+    (8, 45, 2),
+    (16, 100, 4),
+    (4, 196, 3),
+    (8, 576, 4),
+    (16, 784, 5),
+]
+
+
+@pytest.mark.parametrize(
+    "H,N,splits", TC_SPLITS, ids=[f"H{c[0]}-N{c[1]}-s{c[2]}" for c in TC_SPLITS]
+)
+def test_tensor_core_key_splits(emulated_kernels, H, N, splits):
+    """Small grids split each tile's keys over blocks: partial statistics, their combination and
+    the fp32 sum of the partial outputs match the reference like the unsplit kernel."""
+    B = 2 if N <= 100 else 1
+    _check(emulated_kernels, np.float16, B, H, N, 48, seed=N + splits, variant=TC_SPLIT, splits=splits,
+           workspace=_workspace(emulated_kernels, B, H, N))  # fmt: skip
+
+
+def test_tensor_core_key_splits_in_reverse_thread_order(emulated_kernels):
+    emulated_kernels.cait_emu_set_reverse_order(1)
+    try:
+        _check(emulated_kernels, np.float16, 2, 6, 70, 48, seed=5, variant=TC_SPLIT, splits=3,
+               workspace=_workspace(emulated_kernels, 2, 6, 70))  # fmt: skip
+    finally:
+        emulated_kernels.cait_emu_set_reverse_order(0)
+
+
+def test_batch_1_plans_key_splits_with_a_workspace(emulated_kernels):
+    """Batch 1 on H200 (13-49 tiles of 16 rows for 132 SMs): every preset splits each tile's keys
+    over 2-8 blocks when the workspace is there; never at batch 32 or without a workspace, and
+    never on Orin (16 SMs are busy at batch 1)."""
+    for name, H, N in PRESET_SHAPES:
+        ws = emulated_kernels.cait_talking_heads_workspace(1, H, N, 48, H200["smem"], 132, 90)
+        variant, rows, _, _, _, splits, need = plan(
+            emulated_kernels, 1, H, N, 48, **H200, workspace=ws
+        )
+        assert (variant, rows) == (TC_SPLIT, 16), name
+        assert 2 <= splits <= 8 and (-(-N // 16)) * splits <= 132, (name, splits)
+        assert 0 < need <= ws, (name, need, ws)
+        assert plan(emulated_kernels, 1, H, N, 48, **H200)[0] != TC_SPLIT, name
+        assert plan(emulated_kernels, 32, H, N, 48, **H200, workspace=ws)[0] != TC_SPLIT, name
+        ws = emulated_kernels.cait_talking_heads_workspace(1, H, N, 48, ORIN["smem"], 16, 87)
+        assert plan(emulated_kernels, 1, H, N, 48, **ORIN, workspace=ws)[0] != TC_SPLIT, name
+
+
+def test_workspace_bound_holds_for_every_shape_up_to_the_largest(emulated_kernels):
+    """A plugin reserves the workspace of the profile's largest shape and offers, at enqueue, the
+    bound of the running shape: the bound grows with batch and tokens and covers the plan."""
+    for device in (H200, ORIN):
+        args = (device["smem"], device["sm_count"], device["sm_version"])
+        for H in (4, 16):
+            top = emulated_kernels.cait_talking_heads_workspace(64, H, 784, 48, *args)
+            for B in (1, 2, 3, 8, 64):
+                for N in (17, 100, 196, 576, 784):
+                    ws = emulated_kernels.cait_talking_heads_workspace(B, H, N, 48, *args)
+                    assert ws <= top, (device, H, B, N)
+                    p = plan(emulated_kernels, B, H, N, 48, **device, workspace=ws)
+                    assert p[6] <= ws, (device, H, B, N, p)
+    assert emulated_kernels.cait_talking_heads_workspace(1, 12, 196, 48, *args) == 0  # no TC shape
 
 
 # ---- class attention ----------------------------------------------------------------------------
