@@ -19,7 +19,9 @@
    take ~20 ms; the median of the rounds is reported. Ratios are only compared within one run.
 
 Prints one table (ms per call, achieved tensor-core TFLOP/s of the useful math 4·B·H·N²·d,
-speed-up over eager and over torch.compile, error) and, with --json, writes the numbers.
+speed-up over eager and over torch.compile, error), then the goal's verdict (the planner's kernel
+at least 1.5x eager at B = 32 for s_36_384 and m_48_448, and never slower than eager at B = 1),
+and, with --json, writes the numbers.
 Budget: under 5 minutes on one H200 (nvcc ~1 min, torch.compile ~1 min with dynamic shapes).
 """
 
@@ -308,6 +310,34 @@ def measure(
     ]
 
 
+# The goal the fused kernel is held to: (preset, batch, least speed-up over PyTorch eager).
+GOAL_B32 = {"s_36_384": 1.5, "m_48_448": 1.5}
+
+
+def goal_verdict(records: list[dict]) -> list[str]:
+    """One line per goal term measured in `records` (measure()'s rows): the planner's kernel
+    ("fused auto") against eager, 'met' or 'MISSED'."""
+    lines = []
+    for rec in records:
+        if rec["candidate"] != "fused auto":
+            continue
+        need = (
+            GOAL_B32.get(rec["preset"])
+            if rec["batch"] == 32
+            else 1.0
+            if rec["batch"] == 1
+            else None
+        )
+        if need is None:
+            continue
+        verdict = "met" if rec["vs_eager"] >= need else "MISSED"
+        lines.append(
+            f"goal {rec['preset']} B={rec['batch']}: {rec['vs_eager']:.2f}x eager "
+            f"(needs >= {need:.1f}x, plan {rec['plan']}): {verdict}"
+        )
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="1,8,32")
@@ -366,6 +396,8 @@ def main(argv=None) -> int:
         f"\n{len(rows_out)} measurements in {time.time() - t_start:.0f} s; "
         f"{'all kernel outputs within 2e-3' if not failures else f'{failures} kernel outputs beyond 2e-3'}"
     )
+    for line in goal_verdict(rows_out):
+        print(line)
     if args.json:
         args.json.write_text(
             json.dumps(

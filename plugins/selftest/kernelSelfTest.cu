@@ -277,6 +277,7 @@ char const* variantName(cait::TalkingHeadsVariant v)
     case cait::TalkingHeadsVariant::kStreaming: return "streaming";
     case cait::TalkingHeadsVariant::kTensorCoreOnePass: return "tc-1pass";
     case cait::TalkingHeadsVariant::kTensorCoreTwoPass: return "tc-2pass";
+    case cait::TalkingHeadsVariant::kTensorCoreSplit: return "tc-split";
     case cait::TalkingHeadsVariant::kAuto: break;
     }
     return "auto";
@@ -311,8 +312,10 @@ bool testTalkingHeads(Preset const& preset, int batch, int iters, cait::TalkingH
     T* dOut = nullptr;
     CUDA_OK(cudaMalloc(&dOut, outElems * sizeof(T)));
     constexpr bool kFp16 = sizeof(T) == 2;
+    // The workspace a plugin gets for this shape (key splits of small grids; 0 for fp32).
+    size_t const wsBytes = kFp16 ? cait::talkingHeadsWorkspaceBytes(batch, p.heads, p.tokens, p.headSize, device) : 0;
     cait::TalkingHeadsPlan const plan
-        = cait::talkingHeadsPlan(batch, p.heads, p.tokens, p.headSize, kFp16, true, device, variant);
+        = cait::talkingHeadsPlan(batch, p.heads, p.tokens, p.headSize, kFp16, true, device, variant, 0, wsBytes);
     if (plan.rows == 0)
     {
         std::printf("skip talking_heads %s %s: this variant does not fit or does not apply\n", preset.name,
@@ -321,8 +324,16 @@ bool testTalkingHeads(Preset const& preset, int batch, int iters, cait::TalkingH
         CUDA_OK(cudaFree(dOut));
         return true;
     }
-    auto launch = [&](cudaStream_t s)
-    { return cait::launchTalkingHeads<T>(p, dIn, dOut, device, s, plan.variant, plan.rows); };
+    void* dWs = nullptr;
+    if (wsBytes > 0)
+    {
+        CUDA_OK(cudaMalloc(&dWs, wsBytes));
+        CUDA_OK(cudaMemset(dWs, 0xff, wsBytes)); // NaN: the kernels must initialize what they read
+    }
+    auto launch = [&](cudaStream_t s) {
+        return cait::launchTalkingHeads<T>(
+            p, dIn, dOut, device, s, plan.variant, plan.rows, dWs, wsBytes, plan.splits);
+    };
     std::vector<unsigned char> raw;
     bool graphOk = false;
     float const ms = runChecked(launch, dOut, outElems * sizeof(T), raw, iters, graphOk);
@@ -335,11 +346,13 @@ bool testTalkingHeads(Preset const& preset, int batch, int iters, cait::TalkingH
     bool const ok = err <= tol && graphOk;
     // Tensor-core FLOPs of the math (QK^T and P'V): 4 * B * H * N^2 * d.
     double const flops = 4.0 * batch * p.heads * static_cast<double>(p.tokens) * p.tokens * kHeadSize;
-    std::printf("%-4s talking_heads  %-8s B=%-3d H=%-2d N=%-4d %-9s rows=%-2d keys/chunk=%-2d smem=%6zu B  err=%.2e %s "
+    std::printf("%-4s talking_heads  %-8s B=%-3d H=%-2d N=%-4d %-9s rows=%-2d chunk/splits=%-2d smem=%6zu B  err=%.2e %s "
                 "graph=%s  %8.3f ms  %7.1f GB/s of minimum bytes (%.1f MB)  %6.1f TFLOP/s\n",
         sizeof(T) == 4 ? "fp32" : "fp16", preset.name, batch, p.heads, p.tokens, variantName(plan.variant), plan.rows,
-        plan.chunk, plan.smemBytes, err, err <= tol ? "ok " : "BAD", graphOk ? "ok" : "BAD", ms,
-        minBytes / (ms * 1e-3) / 1e9, minBytes / 1e6, flops / (ms * 1e-3) / 1e12);
+        plan.variant == cait::TalkingHeadsVariant::kTensorCoreSplit ? plan.splits : plan.chunk, plan.smemBytes, err,
+        err <= tol ? "ok " : "BAD", graphOk ? "ok" : "BAD", ms, minBytes / (ms * 1e-3) / 1e9, minBytes / 1e6,
+        flops / (ms * 1e-3) / 1e12);
+    CUDA_OK(cudaFree(dWs));
     CUDA_OK(cudaFree(dIn));
     CUDA_OK(cudaFree(dOut));
     return ok;
@@ -437,9 +450,17 @@ int main(int argc, char** argv)
             ok &= testTalkingHeads<__half>(preset, batch, iters, thDevice, rng, v);
         }
         for (auto v : {cait::TalkingHeadsVariant::kTensorCoreOnePass, cait::TalkingHeadsVariant::kTensorCoreTwoPass,
-                 cait::TalkingHeadsVariant::kAuto})
+                 cait::TalkingHeadsVariant::kTensorCoreSplit, cait::TalkingHeadsVariant::kAuto})
         {
             ok &= testTalkingHeads<__half>(preset, batch, iters, thDevice, rng, v);
+        }
+        // Batch 1, where large GPUs split the keys (the planner's choice, and the split forced).
+        if (batch != 1)
+        {
+            for (auto v : {cait::TalkingHeadsVariant::kTensorCoreSplit, cait::TalkingHeadsVariant::kAuto})
+            {
+                ok &= testTalkingHeads<__half>(preset, 1, iters, thDevice, rng, v);
+            }
         }
         ok &= testClassAttention<float>(preset, batch, iters, maxSmem, rng);
         ok &= testClassAttention<__half>(preset, batch, iters, maxSmem, rng);

@@ -1,6 +1,6 @@
 """scripts/bench_attention_gpu.py on a machine without a GPU: its PyTorch baseline computes the
-fused op's contract (so that the GPU ratios compare like with like), and without CUDA the script
-says so in one line and exits 2."""
+fused op's contract (so that the GPU ratios compare like with like), the goal's verdict reads
+recorded measurements right, and without CUDA the script says so in one line and exits 2."""
 
 import importlib.util
 
@@ -42,3 +42,25 @@ def test_without_cuda_one_line_and_exit_2(capsys):
     assert _script().main([]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: no CUDA device visible to PyTorch"]
+
+
+def test_goal_verdict_on_recorded_measurements():
+    """The planner's kernel only; 1.5x eager at B = 32 for the two goal presets, 1.0x at B = 1
+    for every preset; other batches, presets and candidates are not goal terms."""
+
+    def rec(preset, batch, vs_eager, candidate="fused auto"):
+        return dict(preset=preset, batch=batch, candidate=candidate, vs_eager=vs_eager, plan="p")
+
+    lines = _script().goal_verdict(
+        [
+            rec("s_36_384", 32, 1.62),
+            rec("m_48_448", 32, 1.49),
+            rec("m_48_448", 1, 0.97),
+            rec("xxs_224", 1, 1.0),
+            rec("xxs_224", 32, 0.5),  # not a goal preset at B = 32
+            rec("s_36_384", 8, 0.1),  # B = 8 is not a goal term
+            rec("s_36_384", 1, 0.2, candidate="fused tc-1pass"),  # a forced variant
+        ]
+    )
+    assert [line.rsplit(": ", 1)[1] for line in lines] == ["met", "MISSED", "MISSED", "met"]
+    assert lines[1].startswith("goal m_48_448 B=32: 1.49x eager (needs >= 1.5x")
