@@ -179,6 +179,8 @@ struct BlockState
     unsigned nThreads{0};
     unsigned arrived{0};
     unsigned generation{0};
+    int orPending{0}; // __syncthreads_or: the predicates of the threads arrived so far
+    int orResult{0};  // and the last completed barrier's verdict
     std::vector<WarpMailbox> warps;
     unsigned char* dynamicSmem{nullptr};
 };
@@ -259,6 +261,20 @@ inline void syncthreads()
 {
     BlockState& b = *tlsScheduler->block;
     arriveAndWait(b.arrived, b.generation, b.nThreads);
+}
+
+// A waiting fiber reads the verdict when it resumes, before it can reach the next barrier, and
+// the verdict changes only when every thread has reached that one: no fiber misses its own.
+inline int syncthreadsOr(int predicate)
+{
+    BlockState& b = *tlsScheduler->block;
+    b.orPending |= predicate != 0 ? 1 : 0;
+    if (arriveAndWait(b.arrived, b.generation, b.nThreads))
+    {
+        b.orResult = b.orPending;
+        b.orPending = 0;
+    }
+    return b.orResult;
 }
 
 inline WarpMailbox& mailbox()
@@ -615,6 +631,7 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smemB
             w = WarpMailbox{};
         }
         state.arrived = 0;
+        state.orPending = 0;
         for (unsigned t = 0; t < nThreads; ++t)
         {
             Fiber& f = s.fibers[t];
@@ -643,6 +660,10 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smemB
 inline void __syncthreads()
 {
     cuda_emu::syncthreads();
+}
+inline int __syncthreads_or(int predicate)
+{
+    return cuda_emu::syncthreadsOr(predicate);
 }
 inline void __syncwarp(unsigned mask = 0xffffffffu)
 {

@@ -890,16 +890,17 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             // The last split to finish a tile rounds its fp32 output to fp16 (the threadFenceReduction
             // pattern of the CUDA samples): no third launch. The fence orders this block's adds before
             // its arrival; the reader bypasses L1 (__ldcg), where no line of the tile can be stale.
-            __shared__ int32_t lastArrival;
+            // The verdict is shared with __syncthreads_or, not a __shared__ variable: static shared
+            // memory would make the opt-in of the whole limit as dynamic memory fail (prepare).
             __threadfence();
             __syncthreads();
+            int32_t last = 0;
             if (threadIdx.x == 0)
             {
                 int32_t* counter = splitCounters(workspace, p.batch, N, H, tiles) + blockIdx.y * tiles + blockIdx.x;
-                lastArrival = atomicAdd(counter, 1) == splits - 1;
+                last = atomicAdd(counter, 1) == splits - 1;
             }
-            __syncthreads();
-            if (lastArrival)
+            if (__syncthreads_or(last))
             {
                 __threadfence();
                 for (int32_t i = static_cast<int32_t>(threadIdx.x); i < nRows * S::kC; i += S::kThreads)

@@ -73,6 +73,7 @@ MIX = (
 _ENTRY = re.compile(r"Compiling entry function '(\w+)' for 'sm_(\d+)'")
 _SPILL = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 _USED = re.compile(r"Used (\d+) registers")
+_SMEM = re.compile(r"(\d+) bytes smem")
 _INSTR = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
 
 
@@ -108,12 +109,15 @@ def parse_ptxas(log: str) -> list[dict]:
                 spill_stores=0,
                 spill_loads=0,
                 registers=None,
+                static_smem=0,
             )
             records.append(cur)
         elif cur is not None and (m := _SPILL.search(line)):
             cur["stack"], cur["spill_stores"], cur["spill_loads"] = map(int, m.groups())
         elif cur is not None and (m := _USED.search(line)):
             cur["registers"] = int(m.group(1))
+            if s := _SMEM.search(line):
+                cur["static_smem"] = int(s.group(1))
     return records
 
 

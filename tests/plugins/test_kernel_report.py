@@ -1,5 +1,6 @@
-"""The compiled kernels: no spills, the register budgets the launch bounds promise, tensor-core
-instructions in the talking-heads tensor-core kernels' SASS, and README tables that match.
+"""The compiled kernels: no spills, no static shared memory, the register budgets the launch
+bounds promise, tensor-core instructions in the talking-heads tensor-core kernels' SASS, and
+README tables that match.
 
 nvcc and cuobjdump (the nvidia-cuda-cuobjdump / nvidia-cuda-nvdisasm wheels of the test extras)
 are part of CI, so their absence fails rather than skips. One nvcc per kernel file covers all six
@@ -61,6 +62,27 @@ def test_no_register_spills(compiled):
         if r["spill_stores"] or r["spill_loads"] or r["stack"]
     ]
     assert not spills, f"register spills or stack (key, kernel, arch, store B, load B): {spills}"
+
+
+def test_no_static_shared_memory(compiled):
+    """Every kernel is opted in to the device's whole shared-memory limit as *dynamic* memory
+    (talkingHeadsPrepare / classAttentionPrepare): CUDA refuses that opt-in for a kernel with any
+    static __shared__ bytes, so one such variable would fail the plugin on every GPU."""
+    static = [
+        (kr.kernel_label(r["kernel"]), r["arch"], r["static_smem"])
+        for c in compiled.values()
+        for r in c.records
+        if r["static_smem"]
+    ]
+    assert not static, f"static shared memory (kernel, arch, bytes): {static}"
+
+
+def test_static_shared_memory_is_parsed():
+    log = (
+        "ptxas info    : Compiling entry function '_Z1kv' for 'sm_90'\n"
+        "ptxas info    : Used 116 registers, used 1 barriers, 16 bytes smem\n"
+    )
+    assert kr.parse_ptxas(log)[0]["static_smem"] == 16
 
 
 def test_register_budgets(compiled):
