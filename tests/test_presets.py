@@ -7,7 +7,7 @@ import pytest
 from pipeline.errors import UserError
 from pipeline.presets import PRESETS, get_preset
 
-# Reference implementation (timm / PaddleViT) parameter counts, from the issue.
+# Parameter counts of the reference implementations (timm / PaddleViT).
 REFERENCE_PARAMS = {
     "cait_xxs_24": 11_956_264,
     "cait_xxs_36": 17_299_720,
