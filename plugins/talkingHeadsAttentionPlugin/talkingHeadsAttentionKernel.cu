@@ -645,10 +645,10 @@ size_t talkingHeadsWorkspaceBytes(
         return 0;
     }
     // Key splits run only when 2 * batch * tiles <= SMs: their fp32 output (batch * tokens <= 16 *
-    // batch * tiles rows) and statistics are then bounded by the SM count as well as by the shape;
-    // both bounds grow with batch and tokens.
+    // batch * tiles rows), statistics and arrival counters (one 4-byte word per tile) are then
+    // bounded by the SM count as well as by the shape; both bounds grow with batch and tokens.
     int64_t const C = static_cast<int64_t>(heads) * headSize;
-    int64_t const statsPerTile = static_cast<int64_t>(kThMaxSplits) * kThSplitRows * heads * 2;
+    int64_t const statsPerTile = static_cast<int64_t>(kThMaxSplits) * kThSplitRows * heads * 2 + 1;
     int64_t const bySms = device.smCount / 2 * (kThSplitRows * C + statsPerTile);
     int64_t const byShape = static_cast<int64_t>(batch) * (tokens * C + ceilDiv(tokens, kThSplitRows) * statsPerTile);
     return static_cast<size_t>(bySms < byShape ? bySms : byShape) * sizeof(float);

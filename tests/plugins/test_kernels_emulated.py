@@ -412,17 +412,20 @@ def test_batch_1_plans_key_splits_with_a_workspace(emulated_kernels):
 
 def test_workspace_bound_holds_for_every_shape_up_to_the_largest(emulated_kernels):
     """A plugin reserves the workspace of the profile's largest shape and offers, at enqueue, the
-    bound of the running shape: the bound grows with batch and tokens and covers the plan."""
+    bound of the running shape: the bound grows with batch and tokens, and the plan made with it
+    is the plan made with unlimited workspace (N = 256: 16 tiles, the most splits)."""
     for device in (H200, ORIN):
         args = (device["smem"], device["sm_count"], device["sm_version"])
         for H in (4, 16):
             top = emulated_kernels.cait_talking_heads_workspace(64, H, 784, 48, *args)
             for B in (1, 2, 3, 8, 64):
-                for N in (17, 100, 196, 576, 784):
+                for N in (17, 100, 196, 256, 576, 784):
                     ws = emulated_kernels.cait_talking_heads_workspace(B, H, N, 48, *args)
                     assert ws <= top, (device, H, B, N)
                     p = plan(emulated_kernels, B, H, N, 48, **device, workspace=ws)
                     assert p[6] <= ws, (device, H, B, N, p)
+                    unlimited = plan(emulated_kernels, B, H, N, 48, **device, workspace=1 << 40)
+                    assert p == unlimited, (device, H, B, N, p, unlimited)
     assert emulated_kernels.cait_talking_heads_workspace(1, 12, 196, 48, *args) == 0  # no TC shape
 
 
