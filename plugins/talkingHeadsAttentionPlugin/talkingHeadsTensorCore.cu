@@ -667,11 +667,12 @@ __device__ __forceinline__ void tcChunk(TcThread<H, T>& th, __half const* base, 
     __syncthreads();
 }
 
-// The final softmax statistics of this warp's groups into shared memory (max, 1 / sum): the
-// post-mix of one pass and pass 2 of two read them there.
-template <int32_t H, int32_t T>
-__device__ __forceinline__ void tcPublishStats(
-    TcThread<H, T> const& th, int32_t nRows, float* statMax, float* statInv)
+// This warp's groups' softmax statistics, one store per (row, head) by lane t = 0 of the quad that
+// holds it. Final (one pass, pass 2 of two): max and 1 / sum into shared memory, where the
+// post-mix reads them (`a` and `b`). Partial (one key split's): (max, sum) pairs into the global
+// workspace (`a`).
+template <int32_t H, int32_t T, bool kPartial>
+__device__ __forceinline__ void tcStoreStats(TcThread<H, T> const& th, int32_t nRows, float* a, float* b)
 {
     using S = TcShape<H, T>;
 #pragma unroll
@@ -684,32 +685,17 @@ __device__ __forceinline__ void tcPublishStats(
             int32_t const r = grp * S::kGroupRows + th.slotRow(s);
             if (grp * S::kGroupRows < nRows && th.t == 0 && th.slotHead(s) < H)
             {
-                statMax[r * H + th.slotHead(s)] = th.runMax[gs][s];
-                statInv[r * H + th.slotHead(s)] = 1.F / th.runSum[gs][s];
-            }
-        }
-    }
-}
-
-// The partial softmax statistics of this warp's groups over one key split, to global memory:
-// (running max, sum) per (row, head) of the block.
-template <int32_t H, int32_t T>
-__device__ __forceinline__ void tcWritePartialStats(TcThread<H, T> const& th, int32_t nRows, float* partial)
-{
-    using S = TcShape<H, T>;
-#pragma unroll
-    for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
-    {
-        int32_t const grp = th.warp + gs * S::kWarps;
-#pragma unroll
-        for (int32_t s = 0; s < 2; ++s)
-        {
-            int32_t const r = grp * S::kGroupRows + th.slotRow(s);
-            if (grp * S::kGroupRows < nRows && th.t == 0 && th.slotHead(s) < H)
-            {
-                float* dst = partial + 2 * (r * H + th.slotHead(s));
-                dst[0] = th.runMax[gs][s];
-                dst[1] = th.runSum[gs][s];
+                if constexpr (kPartial)
+                {
+                    float* dst = a + 2 * (r * H + th.slotHead(s));
+                    dst[0] = th.runMax[gs][s];
+                    dst[1] = th.runSum[gs][s];
+                }
+                else
+                {
+                    a[r * H + th.slotHead(s)] = th.runMax[gs][s];
+                    b[r * H + th.slotHead(s)] = 1.F / th.runSum[gs][s];
+                }
             }
         }
     }
@@ -852,7 +838,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
                 tcChunk<H, T, ExpMode::kStatsOnly>(th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0, refs,
                     coef, statMax, statInv, zero);
             }
-            tcWritePartialStats<H, T>(th, nRows, partials + static_cast<size_t>(blockIdx.z) * partialStride);
+            tcStoreStats<H, T, true>(th, nRows, partials + static_cast<size_t>(blockIdx.z) * partialStride, nullptr);
             // Zero this split's share of the tile's fp32 output and the tile's arrival counter for
             // the output launch (stream order puts every stats block before it), which saves a
             // memset launch: at batch 1 a launch gap is a sizeable part of a layer.
@@ -875,7 +861,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
         else
         {
             tcCombineStats<H, T>(th, partials, splits, partialStride);
-            tcPublishStats<H, T>(th, nRows, statMax, statInv);
+            tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
             __syncwarp();
             tcZeroAccumulators<H, T>(th);
             for (int32_t c = c0; c < c1; ++c)
@@ -919,7 +905,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
                 th, base, N, nRows, j0, scores, qBuf, expBuf, L, j0, refs, coef, statMax, statInv, zero);
         }
         // A group belongs to one warp from here to the post-mix: lane-to-lane visibility only.
-        tcPublishStats<H, T>(th, nRows, statMax, statInv);
+        tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
         __syncwarp();
 #pragma unroll
         for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
@@ -961,7 +947,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             tcChunk<H, T, ExpMode::kStatsOnly>(
                 th, base, N, nRows, j0, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
         }
-        tcPublishStats<H, T>(th, nRows, statMax, statInv);
+        tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
         __syncwarp();
         tcZeroAccumulators<H, T>(th);
         for (int32_t j0 = 0; j0 < N; j0 += kChunk)
