@@ -20,8 +20,10 @@ from pathlib import Path
 
 from pipeline.artifacts import CANDIDATES, EXPORTED, FP16, FUSED, INT8, MANIFEST, PARITY_MD
 from pipeline.commands.common import (
+    add_calibration_args,
     add_engine_args,
     add_model_args,
+    calibration_kwargs,
     engine_settings,
     out_dir_from_args,
     preset_from_args,
@@ -67,14 +69,7 @@ def add_arguments(p):
         help="write model.fp8.onnx (E4M3 Q/DQ; needs compute capability >= 8.9, so "
         "--trt 10.16 or 11.x: never Orin)",
     )
-    g.add_argument("--calib-data", help="image folder for calibration (and parity images)")
-    g.add_argument("--calib-images", type=int, default=512)
-    g.add_argument(
-        "--calib-method",
-        choices=["entropy", "percentile", "max"],
-        help="INT8: entropy (default), percentile, max; FP8: max (default), percentile",
-    )
-    g.add_argument("--calib-seed", type=int, default=0)
+    add_calibration_args(g)
     g = p.add_argument_group("parity")
     g.add_argument(
         "--data",
@@ -148,14 +143,7 @@ def validate(args) -> Build:
                 f"--{precision} needs --calib-data DIR (a folder of images for calibration, "
                 "e.g. ImageNet val)"
             )
-        calibration_set(
-            args.calib_data,
-            images=args.calib_images,
-            method=args.calib_method,
-            seed=args.calib_seed,
-            fp16_io=args.fp16_io,
-            precision=precision,
-        )
+        calibration_set(**calibration_kwargs(args), precision=precision)
     if args.data:
         ImageFolderDataset.from_dir(args.data)
     if args.plugins and not Path(args.plugins).is_file():
@@ -193,16 +181,11 @@ def _quantized(precision: str):
     """The INT8 or FP8 step: one calibration split, the same settings, one summary line."""
 
     def step(b: Build) -> None:
-        a = b.args
         rec = quantize(
             b.out / FUSED,
             b.out / FORMATS[precision].artifact,
             precision=precision,
-            calib_data=a.calib_data,
-            images=a.calib_images,
-            method=a.calib_method,
-            seed=a.calib_seed,
-            fp16_io=a.fp16_io,
+            **calibration_kwargs(b.args),
         )
         b.summary[precision] = str(rec.path)
 

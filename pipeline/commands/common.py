@@ -62,6 +62,39 @@ def add_engine_args(p: argparse.ArgumentParser, *, target: bool = False) -> None
         )
 
 
+def add_calibration_args(p) -> None:
+    """--calib-data, --calib-images, --calib-method, --calib-seed: one set of defaults for every
+    command that calibrates (build, quantize)."""
+    p.add_argument(
+        "--calib-data",
+        help="image folder for calibration (ImageNet val layout or class folders); the parity "
+        "images are set aside from it",
+    )
+    p.add_argument(
+        "--calib-images",
+        type=int,
+        default=512,
+        help="calibration images (default 512; NVIDIA advises >= 500 for ViTs)",
+    )
+    p.add_argument(
+        "--calib-method",
+        choices=["entropy", "percentile", "max"],
+        help="INT8: entropy (default), percentile, max; FP8: max (default), percentile",
+    )
+    p.add_argument("--calib-seed", type=int, default=0)
+
+
+def calibration_kwargs(args) -> dict:
+    """The calibration stage's keywords from parsed calibration arguments (and --fp16-io)."""
+    return dict(
+        calib_data=args.calib_data,
+        images=args.calib_images,
+        method=args.calib_method,
+        seed=args.calib_seed,
+        fp16_io=args.fp16_io,
+    )
+
+
 def engine_settings(args) -> EngineSettings:
     """The EngineSettings of parsed engine arguments (UserError on a bad --batch or --trt)."""
     return EngineSettings(

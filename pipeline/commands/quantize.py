@@ -6,7 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.artifacts import EXPORTED, FUSED
-from pipeline.commands.common import add_model_args, dirs_from_args, preset_from_args
+from pipeline.commands.common import (
+    add_calibration_args,
+    add_model_args,
+    calibration_kwargs,
+    dirs_from_args,
+    preset_from_args,
+)
 from pipeline.errors import UserError
 from pipeline.stages.quantize import FORMATS, quantize
 
@@ -22,27 +28,15 @@ def add_arguments(p):
         help="fp32 ONNX to quantize (default: model.fused.onnx if present, "
         "else model.onnx, in the artifact directory)",
     )
-    p.add_argument("--calib-data", help="image folder (ImageNet val layouts or class folders)")
+    add_calibration_args(p)
     p.add_argument("--labels", help="PaddleClas-style label list for a flat folder")
-    p.add_argument(
-        "--calib-images",
-        type=int,
-        default=512,
-        help="calibration images (default 512; NVIDIA advises ≥ 500 for ViTs)",
-    )
     p.add_argument(
         "--precision",
         choices=list(FORMATS),
         default="int8",
         help="int8 (default) or fp8 (E4M3: TensorRT on compute capability >= 8.9)",
     )
-    p.add_argument(
-        "--calib-method",
-        choices=["entropy", "percentile", "max"],
-        help="int8: entropy (default), percentile, max; fp8: max (default), percentile",
-    )
     p.add_argument("--percentile", type=float, default=99.99)
-    p.add_argument("--calib-seed", type=int, default=0)
     p.add_argument(
         "--parity-images",
         type=int,
@@ -86,15 +80,11 @@ def run(args) -> int:
         src,
         dst,
         precision=args.precision,
-        calib_data=args.calib_data,
         labels=args.labels,
-        images=args.calib_images,
-        method=args.calib_method,
-        seed=args.calib_seed,
         percentile=args.percentile,
         parity_images=args.parity_images,
-        fp16_io=args.fp16_io,
         rest=args.rest,
+        **calibration_kwargs(args),
     )
     c = rec["calibration"]
     print(
