@@ -7,8 +7,9 @@
    build/bench-gpu/) and checks the warp-fragment layouts on the hardware against CUTLASS's
    statement of them (tests/plugins/warp_layouts.py, the same check the emulation passes in CI).
 2. Per preset attention shape (H, N; head size 48) and batch, fp16: every kernel variant that
-   applies (tensor core one-pass / two-pass / key splits, the CUDA-core full-row / streaming
-   kernels, and the planner's own choice, given the workspace a plugin would get) against an
+   applies (tensor core one-pass / two-pass / key splits in 16- and 32-row tiles, the CUDA-core
+   full-row / streaming kernels, and the planner's own choice, given the workspace a plugin would
+   get) against an
    unfused PyTorch implementation of the same math (two batched matmuls, two head mixes, softmax:
    `unfused_talking_heads` below) in eager mode and under torch.compile.
 3. Every output is checked against the same math in fp32 (max |out - ref| / max |ref|, the
@@ -122,7 +123,7 @@ class Kernels:
             batch, heads, tokens, HEAD_SIZE, self.smem, self.sms, self.sm_version
         )
 
-    def plan(self, batch, heads, tokens, variant, workspace=0):
+    def plan(self, batch, heads, tokens, variant, workspace=0, rows=0):
         from tests.plugins import emulation
 
         return emulation.plan(
@@ -136,6 +137,7 @@ class Kernels:
             sm_version=self.sm_version,
             variant=variant,
             workspace=workspace,
+            rows=rows,
         )
 
     def talking_heads(self, qkv, out, mix, scale, heads, variant, rows, workspace=None, splits=0):
@@ -275,11 +277,15 @@ def measure(
     # the workspace a plugin would get: key splits for small grids
     ws_bytes = kernels.workspace_bytes(B, H, N)
     ws = torch.empty(max(ws_bytes, 16), dtype=torch.uint8, device="cuda")
-    for variant in (AUTO, TC_ONE_PASS, TC_TWO_PASS, TC_SPLIT, FULL_ROW, STREAMING):
-        p = kernels.plan(B, H, N, variant, workspace=ws_bytes)
+    # Key splits in both row tiles (16, 32): the measurement that tests the planner's choice.
+    candidates = [(v, 0) for v in (AUTO, TC_ONE_PASS, TC_TWO_PASS)]
+    candidates += [(TC_SPLIT, 16), (TC_SPLIT, 32), (FULL_ROW, 0), (STREAMING, 0)]
+    for variant, rows in candidates:
+        p = kernels.plan(B, H, N, variant, workspace=ws_bytes, rows=rows)
         if p[1] == 0:
             continue
         label = "fused auto" if variant == AUTO else f"fused {VARIANT_NAMES[variant]}"
+        label += f" r{rows}" if variant == TC_SPLIT else ""
         out = torch.empty(B, N, H * HEAD_SIZE, device="cuda", dtype=torch.float16)
         fns[label] = lambda o=out, v=p[0], r=p[1], k=p[5]: kernels.talking_heads(
             qkv, o, mix_host, scale, H, v, r, workspace=ws, splits=k

@@ -40,11 +40,13 @@ Assumptions (each one can be wrong; they are stated so that a measurement can re
   the P'V loop nested in pass 2 once more); K and V read from L2 once (one pass) or K twice (two
   passes) per block, at the L2 bandwidth shared by the SMs that have a block (at most 64 bytes per
   clock per SM); blocks per SM from shared memory, threads and registers; waves of blocks. The
-  instructions outside the mma loops (set-up, epilogue) count once per warp. A loop's cost is every
-  instruction between its head and its back branch, cold paths included, so it is an upper bound,
-  and it moves with nvcc's code layout: an unrelated edit after a loop has shifted it by 20 %.
-- Key splits (batch 1): the statistics and output kernels' loops per chunk of the block's key
-  range, two launch gaps, waves of blocks as above.
+  instructions outside the mma loops (set-up, epilogue) count once per warp, less a tail twin of
+  each loop (the last chunk's masked copy, counted as one of the chunks). A loop's cost is every
+  instruction between its head and its back branch, cold paths included, so it is an upper bound
+  (the loops over whole chunks have no key checks, hence few cold paths), and it moves with
+  nvcc's code layout: an unrelated edit after a loop has shifted it by 20 %.
+- Key splits (batch 1): the statistics and output kernels' loops (16- or 32-row tiles, as
+  planned) per chunk of the block's key range, two launch gaps, waves of blocks as above.
 """
 
 from __future__ import annotations
@@ -120,7 +122,8 @@ def unfused_time(gpu: dict, B: int, H: int, N: int, bytes_per_element: int, kern
 
 
 def sass_costs(compiled=None):
-    """{("tc", H, T, one_pass, arch) | ("cuda", arch): cost dict} from the compiled kernels."""
+    """{("tc", H, T, one_pass, arch) | ("split", H, T, arch) | ("cuda", arch): cost dict} from the
+    compiled kernels."""
     from tests.plugins import kernel_report as kr
 
     compiled = compiled or kr.compile_all(archs=(87, 90))
@@ -141,22 +144,25 @@ def sass_costs(compiled=None):
                     collections.Counter(i.family for i in body) + collections.Counter(n=len(body)),
                 )
             )
-        # Set-up, epilogue and tails run once per warp: the instructions outside the mma loops,
-        # which are counted per iteration below (small loops without mma count one iteration).
+        # Set-up and epilogue run once per warp: the instructions outside the mma loops, which are
+        # counted per iteration below (small loops without mma count one iteration), less the
+        # tail twin of each mma loop: the last chunk, when 32 does not divide N, runs a masked
+        # copy of the loop body outside the loop (about as long), and it is counted as one of
+        # the block's chunks, not once more.
         mma = [(a, b) for a, b, c in loops if c["HMMA"]]
         outermost = [
             (a, b)
             for a, b in mma
             if not any(c <= a and b <= d and (c, d) != (a, b) for c, d in mma)
         ]
-        once = len(f.instrs) - sum(b - a + 1 for a, b in outermost)
+        once = len(f.instrs) - 2 * sum(b - a + 1 for a, b in outermost)
         if label.startswith("tensor core") and "split" in label:
-            H = int(re.findall(r"H=(\d+)", label)[0])
+            H, T = (int(x) for x in re.findall(r"[HT]=(\d+)", label))
             work = [lp for lp in loops if lp[2]["HMMA"]]
             outer = max(work, key=lambda lp: lp[2]["n"])
             inner = [c for a, b, c in work if outer[0] < a and b <= outer[1]]
             part = "stats" if "stats" in label else "output"
-            entry = costs.setdefault(("split", H, f.arch), {})
+            entry = costs.setdefault(("split", H, T, f.arch), {})
             entry[part] = dict(loop=outer[2], inner=inner, once=once)
             entry["regs"] = max(entry.get("regs", 0), regs[f.name, f.arch])
             continue
@@ -240,10 +246,10 @@ def tc_block(gpu: dict, cost: dict, H: int, N: int, rows: int, one_pass: bool, a
 
 
 def split_time(gpu: dict, costs: dict, plan, B: int, H: int, N: int):
-    """Key splits: blocks of 16 rows x N / splits keys, the two passes in two launches (the
+    """Key splits: blocks of 16 or 32 rows x N / splits keys, the two passes in two launches (the
     statistics launch also zeroes the fp32 output, the last split of a tile rounds it to fp16)."""
     _, rows, _, smem, threads, splits, _ = plan
-    cost = costs["split", H, gpu["arch"]]
+    cost = costs["split", H, 2 if rows > 16 else 1, gpu["arch"]]
     chunks = math.ceil(math.ceil(N / 32) / splits)
     counts = collections.Counter()
     for part in ("stats", "output"):

@@ -512,21 +512,42 @@ int32_t tensorCoreRows(bool onePass, int32_t heads, int32_t tokens, size_t maxSm
     return rows;
 }
 
-// Key splits: at most this many per tile, and one 32-key chunk each at least.
+// Key splits: at most this many per tile, and one 32-key chunk each at least; tiles of 16 rows,
+// or 32 where the grid of 32-row tiles still gives every SM a block.
 constexpr int32_t kThMaxSplits = 8;
 constexpr int32_t kThSplitRows = 16;
+constexpr int32_t kThSplitRowsWide = 32;
 // A one-pass plan splits only into at least this many: the splits compute the scores twice and
 // launch twice, so two splits gain nothing over one pass (the performance model in
 // plugins/talkingHeadsAttentionPlugin/README.md).
 constexpr int32_t kThSplitMinOnePass = 3;
 
+int64_t splitCap(int32_t tokens)
+{
+    int64_t const chunks = ceilDiv(tokens, 32);
+    return chunks < kThMaxSplits ? chunks : kThMaxSplits;
+}
+
 // Splits for a grid of `tiles` blocks: about enough to give every SM a block, at least 2.
 int32_t splitCount(int64_t tiles, int32_t tokens, int32_t smCount)
 {
-    int64_t const chunks = ceilDiv(tokens, 32);
-    int64_t const cap = chunks < kThMaxSplits ? chunks : kThMaxSplits;
+    int64_t const cap = splitCap(tokens);
     int64_t const want = smCount / (tiles > 0 ? tiles : 1);
     return static_cast<int32_t>(want < 2 ? 2 : (want > cap ? cap : want));
+}
+
+// Row tile of the key splits: 32 rows read K and V half as often as 16 (at batch 1 every tile
+// reads all of them, so the K/V traffic through L2 bounds the split kernels as much as their
+// instructions), and cost less than twice per key (one K/V fragment serves both 16-row halves);
+// 16 rows where the 32-row grid could not give every SM a block.
+int32_t splitRows(int32_t batch, int32_t tokens, int32_t smCount)
+{
+    int64_t const wide = static_cast<int64_t>(batch) * ceilDiv(tokens, kThSplitRowsWide);
+    if (tokens > kThSplitRows && wide * splitCap(tokens) >= smCount)
+    {
+        return kThSplitRowsWide < tokens ? kThSplitRowsWide : tokens;
+    }
+    return kThSplitRows < tokens ? kThSplitRows : tokens;
 }
 
 TalkingHeadsPlan splitPlan(
@@ -537,9 +558,9 @@ TalkingHeadsPlan splitPlan(
     int32_t const tiles = static_cast<int32_t>(ceilDiv(tokens, rows));
     plan.splits = splits > 0 ? splits : splitCount(static_cast<int64_t>(batch) * tiles, tokens, smCount);
     plan.smemBytes = talkingHeadsTensorCoreSmemBytes(false, rows, heads, tokens);
-    plan.rows = rows <= kThSplitRows && plan.smemBytes <= maxSmem ? rows : 0;
+    plan.rows = rows <= kThSplitRowsWide && plan.smemBytes <= maxSmem ? rows : 0;
     plan.threads = talkingHeadsTensorCoreThreads(heads);
-    plan.workspaceBytes = talkingHeadsSplitWorkspaceBytes(batch, heads, tokens, tiles, plan.splits);
+    plan.workspaceBytes = talkingHeadsSplitWorkspaceBytes(batch, heads, tokens, rows, plan.splits);
     return plan;
 }
 
@@ -573,7 +594,7 @@ TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, 
     }
     if (want == TalkingHeadsVariant::kTensorCoreSplit)
     {
-        int32_t const r = rows > 0 ? rows : (kThSplitRows < tokens ? kThSplitRows : tokens);
+        int32_t const r = rows > 0 ? rows : splitRows(batch, tokens, device.smCount);
         TalkingHeadsPlan plan = splitPlan(batch, heads, tokens, r, splits, device.maxSmemBytes, device.smCount);
         plan.rows = plan.workspaceBytes <= workspaceBytes ? plan.rows : 0;
         return plan;
@@ -603,13 +624,13 @@ TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, 
         pick = kThMaxRows;
     }
     // A grid that leaves most multiprocessors idle (batch 1: 13-49 tiles for 132 SMs) splits the
-    // keys of each 16-row tile over several blocks, when the caller gave the workspace for it.
+    // keys of each 16- or 32-row tile over several blocks, when the caller gave the workspace.
     // Splits run two passes: worth it where the plan has two anyway, or where there are enough
     // splits for the parallelism to pay for the second pass and the second launch.
     int64_t const tiles16 = static_cast<int64_t>(batch) * ceilDiv(tokens, kThSplitRows);
     if (2 * static_cast<int64_t>(batch) * ceilDiv(tokens, pick) <= device.smCount && 2 * tiles16 <= device.smCount)
     {
-        int32_t const r = kThSplitRows < tokens ? kThSplitRows : tokens;
+        int32_t const r = splitRows(batch, tokens, device.smCount);
         TalkingHeadsPlan split = splitPlan(batch, heads, tokens, r, 0, device.maxSmemBytes, device.smCount);
         bool const pays = !onePass || split.splits >= kThSplitMinOnePass;
         if (pays && split.rows > 0 && split.workspaceBytes <= workspaceBytes)
@@ -644,13 +665,16 @@ size_t talkingHeadsWorkspaceBytes(
     {
         return 0;
     }
-    // Key splits run only when 2 * batch * tiles <= SMs: their fp32 output (batch * tokens <= 16 *
-    // batch * tiles rows), statistics and arrival counters (one 4-byte word per tile) are then
-    // bounded by the SM count as well as by the shape; both bounds grow with batch and tokens.
+    // Key splits run only when 2 * batch * tiles16 <= SMs (tiles16: 16-row tiles): their fp32
+    // output (batch * tokens <= 16 * batch * tiles16 rows), statistics and arrival counters (one
+    // 4-byte word per tile; 32-row tiles are at most as many, with twice the statistics each) are
+    // then bounded by the SM count as well as by the shape; both bounds grow with batch and tokens.
     int64_t const C = static_cast<int64_t>(heads) * headSize;
-    int64_t const statsPerTile = static_cast<int64_t>(kThMaxSplits) * kThSplitRows * heads * 2 + 1;
-    int64_t const bySms = device.smCount / 2 * (kThSplitRows * C + statsPerTile);
-    int64_t const byShape = static_cast<int64_t>(batch) * (tokens * C + ceilDiv(tokens, kThSplitRows) * statsPerTile);
+    auto statsPerTile = [heads](int64_t rows) { return static_cast<int64_t>(kThMaxSplits) * rows * heads * 2 + 1; };
+    int64_t const bySms = device.smCount / 2 * (kThSplitRows * C + statsPerTile(kThSplitRowsWide));
+    int64_t const narrow = ceilDiv(tokens, kThSplitRows) * statsPerTile(kThSplitRows);
+    int64_t const wide = ceilDiv(tokens, kThSplitRowsWide) * statsPerTile(kThSplitRowsWide);
+    int64_t const byShape = static_cast<int64_t>(batch) * (tokens * C + (narrow > wide ? narrow : wide));
     return static_cast<size_t>(bySms < byShape ? bySms : byShape) * sizeof(float);
 }
 

@@ -112,7 +112,7 @@ size_t talkingHeadsTensorCoreSmemBytes(bool onePass, int32_t rows, int32_t heads
 int32_t talkingHeadsTensorCoreThreads(int32_t heads);
 cudaError_t launchTalkingHeadsTensorCore(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan,
     __half const* qkv, __half* out, void* workspace, cudaStream_t stream);
-size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t tiles, int32_t splits);
+size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t rows, int32_t splits);
 cudaError_t talkingHeadsTensorCorePrepare(size_t maxSmemBytes);
 
 // Enqueues the planned kernel (talkingHeadsPlan with the same arguments). The kernels must have

@@ -35,6 +35,8 @@
 #include "common/kernelCompat.h"
 #include "common/warpMma.h"
 
+#include <type_traits>
+
 namespace cait
 {
 // A named namespace (not an anonymous one): for architectures below sm_80 the kernel body is
@@ -278,7 +280,8 @@ __device__ __forceinline__ void tcZeroAccumulators(TcThread<H, T>& th)
 }
 
 // (A1) fp32 scores of keys [j0, j0 + 32) of this warp's head, every row tile, into the score buffer.
-template <int32_t H, int32_t T>
+// kTail: the chunk reaches past N (keys past it score 0, masked later); else no key is checked.
+template <int32_t H, int32_t T, bool kTail>
 __device__ __forceinline__ void tcScores(
     TcThread<H, T> const& th, __half const* base, int32_t N, int32_t j0, float* scores, __half const* qBuf)
 {
@@ -299,7 +302,7 @@ __device__ __forceinline__ void tcScores(
 #pragma unroll
             for (int32_t s = 0; s < kKSteps; ++s)
             {
-                kf[n][s] = key < N ? load64(src + 4 * s) : make_uint2(0U, 0U);
+                kf[n][s] = !kTail || key < N ? load64(src + 4 * s) : make_uint2(0U, 0U);
             }
         }
 #pragma unroll
@@ -343,7 +346,7 @@ enum class ExpMode : int32_t
 
 // (A2) pre-mix of mix group `grp` (rows grp * G ...), keys [j0, j0 + 32): S' = W_pre S + b, the
 // softmax statistics, and the exp-scores into the exp buffer at column `col0`.
-template <int32_t H, int32_t T, ExpMode kMode>
+template <int32_t H, int32_t T, ExpMode kMode, bool kTail>
 __device__ __forceinline__ void tcPremix(TcThread<H, T>& th, int32_t gs, int32_t grp, int32_t N, int32_t j0,
     float const* scores, __half* expBuf, int32_t ePitch, int32_t col0, float* refs, int32_t nChunks,
     float const* coef, float const* statMax, float const* statInv)
@@ -380,7 +383,7 @@ __device__ __forceinline__ void tcPremix(TcThread<H, T>& th, int32_t gs, int32_t
         mmaM16N8K16(d, th.preHi, bHi);
         mmaM16N8K16(d, th.preHi, bLo);
         mmaM16N8K16(d, th.preLo, bHi);
-        if (j0 + kChunk > N) // warp-uniform: only the last chunk has keys past N
+        if constexpr (kTail) // only the last chunk has keys past N
         {
 #pragma unroll
             for (int32_t e = 0; e < 2; ++e)
@@ -493,8 +496,9 @@ __device__ __forceinline__ void tcPremix(TcThread<H, T>& th, int32_t gs, int32_t
 
 // (B1) post-mix of mix group `grp`, columns [c0, c0 + 32) of the exp buffer (keys from keyBase),
 // in place: P' = (W_post diag(f)) E + b, f scaling each (row, input head)'s exp-scores to
-// probabilities (1 when they already are). Keys >= N get 0 (the bias would make them non-zero).
-template <int32_t H, int32_t T>
+// probabilities (1 when they already are). Keys >= N (kTail only) get 0 (the bias would make them
+// non-zero).
+template <int32_t H, int32_t T, bool kTail>
 __device__ __forceinline__ void tcPostmix(TcThread<H, T> const& th, int32_t grp, __half* expBuf, int32_t ePitch,
     int32_t c0, int32_t keyBase, int32_t N, float const (&f)[2][2], float const* coef, void const* zero)
 {
@@ -527,14 +531,17 @@ __device__ __forceinline__ void tcPostmix(TcThread<H, T> const& th, int32_t grp,
             float d[4] = {bias0, bias0, bias1, bias1};
             mmaM16N8K16(d, a, b);
             int32_t const c = c0 + k0 + nt * 8 + 2 * th.t;
-            int32_t const key = keyBase + k0 + nt * 8 + 2 * th.t;
-#pragma unroll
-            for (int32_t e = 0; e < 2; ++e)
+            if constexpr (kTail)
             {
-                if (key + e >= N)
+                int32_t const key = keyBase + k0 + nt * 8 + 2 * th.t;
+#pragma unroll
+                for (int32_t e = 0; e < 2; ++e)
                 {
-                    d[e] = 0.F;
-                    d[2 + e] = 0.F;
+                    if (key + e >= N)
+                    {
+                        d[e] = 0.F;
+                        d[2 + e] = 0.F;
+                    }
                 }
             }
 #pragma unroll
@@ -551,8 +558,9 @@ __device__ __forceinline__ void tcPostmix(TcThread<H, T> const& th, int32_t grp,
 }
 
 // (B2) O_h += P'_h V_h for this warp's head over keys [keyBase, keyBase + count), held at columns
-// [c0, c0 + count) of the exp buffer; each V fragment serves every row tile.
-template <int32_t H, int32_t T>
+// [c0, c0 + count) of the exp buffer; each V fragment serves every row tile. kTail: the last chunk
+// (count = 32, unrolled, keys past N read as 0); else every key is inside and none is checked.
+template <int32_t H, int32_t T, bool kTail>
 __device__ __forceinline__ void tcAccumulate(TcThread<H, T>& th, __half const* base, int32_t N,
     __half const* expBuf, int32_t ePitch, int32_t c0, int32_t keyBase, int32_t count, int32_t nRows, void const* zero)
 {
@@ -561,21 +569,24 @@ __device__ __forceinline__ void tcAccumulate(TcThread<H, T>& th, __half const* b
     int32_t const mat = th.lane >> 3;
     int32_t const rowInTile = (mat & 1) * 8 + (th.lane & 7);
     int32_t const keyOff = (mat >> 1) * 8;
-    __half const* vBase = base + 2 * S::kC + h * kThTcHeadSize + 2 * th.g;
-#pragma unroll 1
-    for (int32_t k0 = 0; k0 < count; k0 += 16)
-    {
+    // This lane's V row for key keyBase + k0 + 2t: one 64-bit pointer, advanced per step, so that
+    // the other keys and channels it loads sit at compile-time offsets from it (immediates in the
+    // load instructions, not a 64-bit multiply-add per key).
+    __half const* vRow = base + static_cast<int64_t>(keyBase + 2 * th.t) * S::kTokenStride + 2 * S::kC
+        + h * kThTcHeadSize + 2 * th.g;
+    auto step = [&](int32_t k0) {
         // B fragments: keys 2t, 2t+1, 2t+8, 2t+9; channels 16v + 2g (+1): the low halves are
         // n-tile 2v, the high halves n-tile 2v + 1.
         uint32_t w[kKSteps][4];
 #pragma unroll
         for (int32_t q = 0; q < 4; ++q)
         {
-            int32_t const key = keyBase + k0 + 2 * th.t + (q & 1) + 8 * (q >> 1);
+            int32_t const dk = (q & 1) + 8 * (q >> 1);
+            bool const inside = !kTail || keyBase + k0 + 2 * th.t + dk < N;
 #pragma unroll
             for (int32_t v = 0; v < kKSteps; ++v)
             {
-                w[v][q] = key < N ? load32(vBase + key * S::kTokenStride + 16 * v) : 0U;
+                w[v][q] = inside ? load32(vRow + dk * S::kTokenStride + 16 * v) : 0U;
             }
         }
 #pragma unroll
@@ -595,6 +606,24 @@ __device__ __forceinline__ void tcAccumulate(TcThread<H, T>& th, __half const* b
                 mmaM16N8K16(th.acc[tile][2 * v], a, bEven);
                 mmaM16N8K16(th.acc[tile][2 * v + 1], a, bOdd);
             }
+        }
+        vRow += 16 * S::kTokenStride;
+    };
+    if constexpr (kTail)
+    {
+        (void) count;
+#pragma unroll
+        for (int32_t k0 = 0; k0 < kChunk; k0 += 16)
+        {
+            step(k0);
+        }
+    }
+    else
+    {
+#pragma unroll 1
+        for (int32_t k0 = 0; k0 < count; k0 += 16)
+        {
+            step(k0);
         }
     }
 }
@@ -639,14 +668,15 @@ __device__ __forceinline__ void tcStore(TcThread<H, T> const& th, __half* out, i
 // One chunk of keys [j0, j0 + 32): scores (A1), then the pre-mix and softmax (A2) of every mix
 // group of this warp, exp-scores at column col0; in pass 2 of two, the post-mix right after (the
 // group's exp-scores are this warp's own). Ends at a block barrier: the score buffer is
-// rewritten by the next chunk, and P'V reads every warp's groups.
-template <int32_t H, int32_t T, ExpMode kMode>
+// rewritten by the next chunk, and P'V reads every warp's groups. kTail: the chunk reaches past
+// the N keys (the last one, when 32 does not divide N); only that instantiation checks keys.
+template <int32_t H, int32_t T, ExpMode kMode, bool kTail>
 __device__ __forceinline__ void tcChunk(TcThread<H, T>& th, __half const* base, int32_t N, int32_t nRows,
     int32_t j0, float* scores, __half const* qBuf, __half* expBuf, TcLayout const& L, int32_t col0, float* refs,
     float const* coef, float const* statMax, float const* statInv, void const* zero)
 {
     using S = TcShape<H, T>;
-    tcScores<H, T>(th, base, N, j0, scores, qBuf);
+    tcScores<H, T, kTail>(th, base, N, j0, scores, qBuf);
     __syncthreads();
 #pragma unroll
     for (int32_t gs = 0; gs < S::kGroupSlots; ++gs)
@@ -654,17 +684,34 @@ __device__ __forceinline__ void tcChunk(TcThread<H, T>& th, __half const* base, 
         int32_t const grp = th.warp + gs * S::kWarps;
         if (grp * S::kGroupRows < nRows)
         {
-            tcPremix<H, T, kMode>(
+            tcPremix<H, T, kMode, kTail>(
                 th, gs, grp, N, j0, scores, expBuf, L.ePitch, col0, refs, L.nChunks, coef, statMax, statInv);
             if constexpr (kMode == ExpMode::kNormalized)
             {
                 float const ones[2][2] = {{1.F, 1.F}, {1.F, 1.F}};
                 __syncwarp();
-                tcPostmix<H, T>(th, grp, expBuf, L.ePitch, col0, j0, N, ones, coef, zero);
+                tcPostmix<H, T, kTail>(th, grp, expBuf, L.ePitch, col0, j0, N, ones, coef, zero);
             }
         }
     }
     __syncthreads();
+}
+
+// Runs body(kTail, c) for the key chunks c0 <= c < c1: the chunks wholly inside the N keys with
+// std::false_type, then the last one with std::true_type if it reaches past N. Two instantiations
+// of the body, so that the loop over whole chunks carries no key check.
+template <typename Body>
+__device__ __forceinline__ void forEachChunk(int32_t c0, int32_t c1, int32_t N, Body&& body)
+{
+    int32_t const whole = N / kChunk;
+    for (int32_t c = c0; c < (c1 < whole ? c1 : whole); ++c)
+    {
+        body(std::false_type{}, c);
+    }
+    if (c0 <= whole && whole < c1)
+    {
+        body(std::true_type{}, whole);
+    }
 }
 
 // This warp's groups' softmax statistics, one store per (row, head) by lane t = 0 of the quad that
@@ -759,7 +806,7 @@ enum class TcMode : int32_t
 };
 
 // Key splits (small grids): the workspace holds the fp32 output [B][N][C], then the partial
-// statistics [B][tiles][splits][16][H][2].
+// statistics [B][tiles][splits][tileRows][H][2] (tileRows: 16 T).
 __host__ __device__ inline size_t splitStatsOffset(int32_t batch, int32_t tokens, int32_t heads)
 {
     return static_cast<size_t>(batch) * tokens * heads * kThTcHeadSize;
@@ -767,9 +814,10 @@ __host__ __device__ inline size_t splitStatsOffset(int32_t batch, int32_t tokens
 
 // After the statistics: one arrival counter per (image, tile).
 __host__ __device__ inline size_t splitCounterOffset(int32_t batch, int32_t tokens, int32_t heads, int32_t tiles,
-    int32_t splits)
+    int32_t splits, int32_t tileRows)
 {
-    return splitStatsOffset(batch, tokens, heads) + static_cast<size_t>(batch) * tiles * splits * kTile * heads * 2;
+    return splitStatsOffset(batch, tokens, heads)
+        + static_cast<size_t>(batch) * tiles * splits * tileRows * heads * 2;
 }
 
 __device__ __forceinline__ float* acc32Tile(float* workspace, uint32_t image, int32_t tokens, int32_t row0, int32_t c)
@@ -778,10 +826,10 @@ __device__ __forceinline__ float* acc32Tile(float* workspace, uint32_t image, in
 }
 
 __device__ __forceinline__ int32_t* splitCounters(
-    float* workspace, int32_t batch, int32_t tokens, int32_t heads, int32_t tiles)
+    float* workspace, int32_t batch, int32_t tokens, int32_t heads, int32_t tiles, int32_t tileRows)
 {
     return reinterpret_cast<int32_t*>(
-        workspace + splitCounterOffset(batch, tokens, heads, tiles, static_cast<int32_t>(gridDim.z)));
+        workspace + splitCounterOffset(batch, tokens, heads, tiles, static_cast<int32_t>(gridDim.z), tileRows));
 }
 
 template <int32_t H, int32_t T, TcMode kMode>
@@ -823,21 +871,20 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
 
     if constexpr (kMode == TcMode::kSplitStats || kMode == TcMode::kSplitOutput)
     {
-        // This block's keys: chunks [c0, c1) of the key range.
-        int32_t const perSplit = (L.nChunks + splits - 1) / splits;
-        int32_t const c0 = static_cast<int32_t>(blockIdx.z) * perSplit;
-        int32_t const c1 = c0 + perSplit < L.nChunks ? c0 + perSplit : L.nChunks;
+        // This block's keys: chunks [c0, c1), the splits' ranges differing by one chunk at most.
+        int32_t const z = static_cast<int32_t>(blockIdx.z);
+        int32_t const c0 = z * L.nChunks / splits;
+        int32_t const c1 = (z + 1) * L.nChunks / splits;
         int32_t const tiles = static_cast<int32_t>(gridDim.x);
         int32_t const partialStride = S::kRows * H * 2;
         float* partials = workspace + splitStatsOffset(p.batch, N, H)
             + static_cast<size_t>((blockIdx.y * tiles + blockIdx.x) * splits) * partialStride;
         if constexpr (kMode == TcMode::kSplitStats)
         {
-            for (int32_t c = c0; c < c1; ++c)
-            {
-                tcChunk<H, T, ExpMode::kStatsOnly>(th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0, refs,
-                    coef, statMax, statInv, zero);
-            }
+            forEachChunk(c0, c1, N, [&](auto tail, int32_t c) {
+                tcChunk<H, T, ExpMode::kStatsOnly, decltype(tail)::value>(th, base, N, nRows, c * kChunk, scores,
+                    qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
+            });
             tcStoreStats<H, T, true>(th, nRows, partials + static_cast<size_t>(blockIdx.z) * partialStride, nullptr);
             // Zero this split's share of the tile's fp32 output and the tile's arrival counter for
             // the output launch (stream order puts every stats block before it), which saves a
@@ -855,7 +902,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             }
             if (blockIdx.z == 0 && threadIdx.x == 0)
             {
-                splitCounters(workspace, p.batch, N, H, tiles)[blockIdx.y * tiles + blockIdx.x] = 0;
+                splitCounters(workspace, p.batch, N, H, tiles, S::kRows)[blockIdx.y * tiles + blockIdx.x] = 0;
             }
         }
         else
@@ -864,13 +911,13 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
             __syncwarp();
             tcZeroAccumulators<H, T>(th);
-            for (int32_t c = c0; c < c1; ++c)
-            {
-                tcChunk<H, T, ExpMode::kNormalized>(th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0,
-                    refs, coef, statMax, statInv, zero);
-                tcAccumulate<H, T>(th, base, N, expBuf, L.ePitch, 0, c * kChunk, kChunk, nRows, zero);
+            forEachChunk(c0, c1, N, [&](auto tail, int32_t c) {
+                constexpr bool kTail = decltype(tail)::value;
+                tcChunk<H, T, ExpMode::kNormalized, kTail>(th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L,
+                    0, refs, coef, statMax, statInv, zero);
+                tcAccumulate<H, T, kTail>(th, base, N, expBuf, L.ePitch, 0, c * kChunk, kChunk, nRows, zero);
                 __syncthreads(); // scores and exp buffer are rewritten by the next chunk
-            }
+            });
             float* acc = acc32Tile(workspace, blockIdx.y, N, row0, S::kC);
             tcAtomicAddOutput<H, T>(th, acc, nRows);
             // The last split to finish a tile rounds its fp32 output to fp16 (the threadFenceReduction
@@ -883,7 +930,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             int32_t last = 0;
             if (threadIdx.x == 0)
             {
-                int32_t* counter = splitCounters(workspace, p.batch, N, H, tiles) + blockIdx.y * tiles + blockIdx.x;
+                int32_t* counter = splitCounters(workspace, p.batch, N, H, tiles, S::kRows) + blockIdx.y * tiles + blockIdx.x;
                 last = atomicAdd(counter, 1) == splits - 1;
             }
             if (__syncthreads_or(last))
@@ -899,11 +946,10 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
     }
     else if constexpr (kOnePass)
     {
-        for (int32_t j0 = 0; j0 < N; j0 += kChunk)
-        {
-            tcChunk<H, T, ExpMode::kRelative>(
-                th, base, N, nRows, j0, scores, qBuf, expBuf, L, j0, refs, coef, statMax, statInv, zero);
-        }
+        forEachChunk(0, L.nChunks, N, [&](auto tail, int32_t c) {
+            tcChunk<H, T, ExpMode::kRelative, decltype(tail)::value>(
+                th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, c * kChunk, refs, coef, statMax, statInv, zero);
+        });
         // A group belongs to one warp from here to the post-mix: lane-to-lane visibility only.
         tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
         __syncwarp();
@@ -915,8 +961,7 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             {
                 continue;
             }
-            for (int32_t chunk = 0; chunk < L.nChunks; ++chunk)
-            {
+            forEachChunk(0, L.nChunks, N, [&](auto tail, int32_t chunk) {
                 // f for this thread's A columns k = 2t + 8j + e = (row k / Hp, input head k % Hp).
                 float f[2][2];
 #pragma unroll
@@ -933,30 +978,35 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
                                         : 0.F;
                     }
                 }
-                tcPostmix<H, T>(th, grp, expBuf, L.ePitch, chunk * kChunk, chunk * kChunk, N, f, coef, zero);
-            }
+                tcPostmix<H, T, decltype(tail)::value>(
+                    th, grp, expBuf, L.ePitch, chunk * kChunk, chunk * kChunk, N, f, coef, zero);
+            });
         }
         __syncthreads();
         tcZeroAccumulators<H, T>(th);
-        tcAccumulate<H, T>(th, base, N, expBuf, L.ePitch, 0, 0, L.nChunks * kChunk, nRows, zero);
+        int32_t const whole = N / kChunk * kChunk;
+        tcAccumulate<H, T, false>(th, base, N, expBuf, L.ePitch, 0, 0, whole, nRows, zero);
+        if (whole < N)
+        {
+            tcAccumulate<H, T, true>(th, base, N, expBuf, L.ePitch, whole, whole, kChunk, nRows, zero);
+        }
     }
     else
     {
-        for (int32_t j0 = 0; j0 < N; j0 += kChunk)
-        {
-            tcChunk<H, T, ExpMode::kStatsOnly>(
-                th, base, N, nRows, j0, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
-        }
+        forEachChunk(0, L.nChunks, N, [&](auto tail, int32_t c) {
+            tcChunk<H, T, ExpMode::kStatsOnly, decltype(tail)::value>(
+                th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
+        });
         tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
         __syncwarp();
         tcZeroAccumulators<H, T>(th);
-        for (int32_t j0 = 0; j0 < N; j0 += kChunk)
-        {
-            tcChunk<H, T, ExpMode::kNormalized>(
-                th, base, N, nRows, j0, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
-            tcAccumulate<H, T>(th, base, N, expBuf, L.ePitch, 0, j0, kChunk, nRows, zero);
+        forEachChunk(0, L.nChunks, N, [&](auto tail, int32_t c) {
+            constexpr bool kTail = decltype(tail)::value;
+            tcChunk<H, T, ExpMode::kNormalized, kTail>(
+                th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, 0, refs, coef, statMax, statInv, zero);
+            tcAccumulate<H, T, kTail>(th, base, N, expBuf, L.ePitch, 0, c * kChunk, kChunk, nRows, zero);
             __syncthreads(); // scores and exp buffer are rewritten by the next chunk
-        }
+        });
     }
     tcStore<H, T>(th, outTile, nRows);
 #else
@@ -986,24 +1036,17 @@ cudaError_t launchTiles(TalkingHeadsParams const& params, TalkingHeadsPlan const
         return CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kTwoPass>), dim3(tiles, params.batch), block,
             plan.smemBytes, stream, params, plan.rows, 1, qkv, out, ws);
     }
-    if constexpr (T != 1)
+    // Key splits: partial statistics (and zeroed fp32 output), then P'V with the combined
+    // statistics, the last split of each tile writing it as fp16.
+    dim3 const grid(tiles, static_cast<unsigned>(params.batch), static_cast<unsigned>(plan.splits));
+    cudaError_t err = CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kSplitStats>), grid, block,
+        plan.smemBytes, stream, params, plan.rows, plan.splits, qkv, out, ws);
+    if (err == cudaSuccess)
     {
-        return cudaErrorInvalidValue; // key splits take one 16-row tile per block
+        err = CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kSplitOutput>), grid, block, plan.smemBytes,
+            stream, params, plan.rows, plan.splits, qkv, out, ws);
     }
-    else
-    {
-        // Key splits: partial statistics (and zeroed fp32 output), then P'V with the combined
-        // statistics, the last split of each tile writing it as fp16.
-        dim3 const grid(tiles, static_cast<unsigned>(params.batch), static_cast<unsigned>(plan.splits));
-        cudaError_t err = CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kSplitStats>), grid, block,
-            plan.smemBytes, stream, params, plan.rows, plan.splits, qkv, out, ws);
-        if (err == cudaSuccess)
-        {
-            err = CAIT_LAUNCH((talkingHeadsTensorCoreKernel<H, T, TcMode::kSplitOutput>), grid, block,
-                plan.smemBytes, stream, params, plan.rows, plan.splits, qkv, out, ws);
-        }
-        return err;
-    }
+    return err;
 }
 
 template <int32_t H>
@@ -1027,7 +1070,9 @@ cudaError_t prepareHeads(int bytes)
              reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, TcMode::kSplitStats>),
              reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 1, TcMode::kSplitOutput>),
              reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kOnePass>),
-             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kTwoPass>)})
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kTwoPass>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kSplitStats>),
+             reinterpret_cast<void const*>(talkingHeadsTensorCoreKernel<H, 2, TcMode::kSplitOutput>)})
     {
         if (err == cudaSuccess)
         {
@@ -1057,9 +1102,11 @@ int32_t talkingHeadsTensorCoreThreads(int32_t heads)
     return heads * kWarpSize;
 }
 
-size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t tiles, int32_t splits)
+size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t rows, int32_t splits)
 {
-    return splitCounterOffset(batch, tokens, heads, tiles, splits) * sizeof(float)
+    int32_t const tileRows = rows > kTile ? 2 * kTile : kTile;
+    int32_t const tiles = (tokens + rows - 1) / rows;
+    return splitCounterOffset(batch, tokens, heads, tiles, splits, tileRows) * sizeof(float)
         + static_cast<size_t>(batch) * tiles * sizeof(int32_t);
 }
 
@@ -1067,7 +1114,7 @@ cudaError_t launchTalkingHeadsTensorCore(TalkingHeadsParams const& params, Talki
     __half const* qkv, __half* out, void* workspace, cudaStream_t stream)
 {
     if (plan.rows <= 0 || plan.rows > kThTcMaxRows
-        || (plan.variant == TalkingHeadsVariant::kTensorCoreSplit && (workspace == nullptr || plan.rows > kTile)))
+        || (plan.variant == TalkingHeadsVariant::kTensorCoreSplit && (workspace == nullptr || plan.splits < 1)))
     {
         return cudaErrorInvalidValue;
     }

@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 EMU_BUILD = ROOT / "build" / "plugins-emulation"
 P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong  # noqa: E741
@@ -23,6 +25,90 @@ VARIANT_NAMES = {
     TC_TWO_PASS: "tc 2-pass",
     TC_SPLIT: "tc split",
 }
+
+
+DTYPE_CODE = {np.float32: 0, np.float16: 1}
+# The planner's view of H200: opt-in shared memory per block, SMs, SM version.
+H200 = dict(smem=227 * 1024, sm_count=132, sm_version=90)
+# The talking-heads shapes of the presets: (name, H, N); head size 48 everywhere.
+PRESET_SHAPES = [
+    ("xxs_224", 4, 196),
+    ("xxs_384", 4, 576),
+    ("xs_384", 6, 576),
+    ("s_224", 8, 196),
+    ("s_384", 8, 576),
+    ("m_384", 16, 576),
+    ("m_448", 16, 784),
+]
+
+
+def ptr(a):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+def rel_err(out, ref):
+    """max |out - ref| / max |ref| (outputs of the post-mix change sign: an element-wise relative
+    error is meaningless near zero)."""
+    return float(np.abs(out.astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
+def mixing(rng, H):
+    """Talking-heads weights strong enough that a wrong head mix changes the output: identity plus
+    N(0, 1/H), biases 0.1 and 0.01."""
+    w1 = (rng.standard_normal((H, H)) / np.sqrt(H) + np.eye(H)).astype(np.float32)
+    w2 = (rng.standard_normal((H, H)) / np.sqrt(H) + np.eye(H)).astype(np.float32)
+    b1 = (0.1 * rng.standard_normal(H)).astype(np.float32)
+    b2 = (0.01 * rng.standard_normal(H)).astype(np.float32)
+    return w1.ravel(), b1, w2.ravel(), b2
+
+
+def run_talking_heads(
+    lib,
+    qkv,
+    H,
+    scale,
+    mix,
+    *,
+    device=H200,
+    variant=AUTO,
+    rows=0,
+    out=None,
+    workspace=None,
+    splits=0,
+):
+    """`workspace`: a NumPy array offered as the launch's workspace (key splits need one)."""
+    B, N, C3 = qkv.shape
+    d = C3 // 3 // H
+    if out is None:
+        out = np.full((B, N, H * d), np.nan, qkv.dtype)
+    w1, b1, w2, b2 = (np.ascontiguousarray(m, np.float32) for m in mix)
+    ws = None if workspace is None else ptr(workspace)
+    ws_bytes = 0 if workspace is None else workspace.nbytes
+    rc = lib.cait_talking_heads(
+        DTYPE_CODE[qkv.dtype.type],
+        B,
+        N,
+        H,
+        d,
+        scale,
+        ptr(w1),
+        ptr(b1),
+        ptr(w2),
+        ptr(b2),
+        ptr(qkv),
+        ptr(out),
+        device["smem"],
+        device["sm_count"],
+        device["sm_version"],
+        variant,
+        rows,
+        ws,
+        ws_bytes,
+        splits,
+        None,
+    )
+    assert rc == 0, f"launch failed with cudaError {rc}"
+    return out
 
 
 def run(cmd, **kw):
@@ -123,8 +209,6 @@ def plan(
 ):
     """(variant, rows, keys per chunk, shared memory bytes, threads, key splits, workspace bytes)
     of the launcher's plan, with `workspace` bytes of workspace offered."""
-    import numpy as np
-
     out = np.zeros(7, np.int64)
     lib.cait_talking_heads_plan(
         batch,

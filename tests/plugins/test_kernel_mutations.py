@@ -15,7 +15,7 @@ import pytest
 
 from . import emulation, reference
 from .conftest import find_cuda_include
-from .test_kernels_emulated import DTYPE_CODE, TOL, _mixing, _rel_err
+from .test_kernels_emulated import TOL
 
 KERNEL = "talkingHeadsAttentionPlugin/talkingHeadsTensorCore.cu"
 MUTATIONS = {
@@ -86,33 +86,8 @@ def test_misplaced_fragment_element_fails(mutants, name, variant):
     B, H, N, d = 1, 8, 45, 48
     qkv = rng.standard_normal((B, N, 3 * H * d)).astype(np.float16)
     scale = np.float32(d**-0.5)
-    w1, b1, w2, b2 = (np.ascontiguousarray(m) for m in _mixing(rng, H))
-    out = np.full((B, N, H * d), np.nan, np.float16)
-    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
-    rc = mutants[name].cait_talking_heads(
-        DTYPE_CODE[np.float16],
-        B,
-        N,
-        H,
-        d,
-        scale,
-        ptr(w1),
-        ptr(b1),
-        ptr(w2),
-        ptr(b2),
-        ptr(qkv),
-        ptr(out),
-        227 * 1024,
-        132,
-        90,
-        variant,
-        16,
-        None,
-        0,
-        0,
-        None,
-    )
-    assert rc == 0
-    ref = reference.talking_heads(qkv, H, scale, w1, b1, w2, b2)
-    err = _rel_err(out, ref) if np.isfinite(out).all() else float("inf")
+    mix = emulation.mixing(rng, H)
+    out = emulation.run_talking_heads(mutants[name], qkv, H, scale, mix, variant=variant, rows=16)
+    ref = reference.talking_heads(qkv, H, scale, *mix)
+    err = emulation.rel_err(out, ref) if np.isfinite(out).all() else float("inf")
     assert err > 10 * TOL[np.float16], f"mutation {name!r} went unnoticed (error {err:.2g})"

@@ -37,9 +37,8 @@ EXPECTED = {
         f"tensor core H={h} T={t} {p}"
         for h in (4, 6, 8, 16)
         for t in (1, 2)
-        for p in ("1-pass", "2-pass")
-    }
-    | {f"tensor core H={h} T=1 split {p}" for h in (4, 6, 8, 16) for p in ("stats", "output")},
+        for p in ("1-pass", "2-pass", "split stats", "split output")
+    },
     "class_attention": {"class attention fp16", "class attention fp32"},
 }
 

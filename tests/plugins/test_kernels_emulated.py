@@ -5,97 +5,32 @@ Error measure: max |out - ref| / max |ref| (outputs of the post-mix change sign,
 relative error is meaningless near zero). Tolerances: fp32 1e-5, fp16 2e-3.
 """
 
-import ctypes
-
 import numpy as np
 import pytest
 
 from . import reference
-from .emulation import AUTO, FULL_ROW, STREAMING, TC_ONE_PASS, TC_SPLIT, TC_TWO_PASS, plan
+from .emulation import (
+    DTYPE_CODE,
+    FULL_ROW,
+    H200,
+    PRESET_SHAPES,
+    STREAMING,
+    TC_ONE_PASS,
+    TC_SPLIT,
+    TC_TWO_PASS,
+    plan,
+    run_talking_heads,
+)
+from .emulation import mixing as _mixing
+from .emulation import ptr as _ptr
+from .emulation import rel_err as _rel_err
 
 TOL = {np.float32: 1e-5, np.float16: 2e-3}
-DTYPE_CODE = {np.float32: 0, np.float16: 1}
 # Devices as the planner sees them: opt-in shared memory per block, SMs, SM version.
-H200 = dict(smem=227 * 1024, sm_count=132, sm_version=90)
 ORIN = dict(smem=163 * 1024, sm_count=16, sm_version=87)
 L4 = dict(smem=99 * 1024, sm_count=58, sm_version=89)
 T4 = dict(smem=64 * 1024, sm_count=40, sm_version=75)
 TC = (TC_ONE_PASS, TC_TWO_PASS)
-# The talking-heads shapes of the presets: (name, H, N); head size 48 everywhere.
-PRESET_SHAPES = [
-    ("xxs_224", 4, 196),
-    ("xxs_384", 4, 576),
-    ("xs_384", 6, 576),
-    ("s_224", 8, 196),
-    ("s_384", 8, 576),
-    ("m_384", 16, 576),
-    ("m_448", 16, 784),
-]
-
-
-def _ptr(a):
-    return a.ctypes.data_as(ctypes.c_void_p)
-
-
-def _rel_err(out, ref):
-    return float(np.abs(out.astype(np.float64) - ref).max() / np.abs(ref).max())
-
-
-def _mixing(rng, H):
-    w1 = (rng.standard_normal((H, H)) / np.sqrt(H) + np.eye(H)).astype(np.float32)
-    w2 = (rng.standard_normal((H, H)) / np.sqrt(H) + np.eye(H)).astype(np.float32)
-    b1 = (0.1 * rng.standard_normal(H)).astype(np.float32)
-    b2 = (0.01 * rng.standard_normal(H)).astype(np.float32)
-    return w1.ravel(), b1, w2.ravel(), b2
-
-
-def run_talking_heads(
-    lib,
-    qkv,
-    H,
-    scale,
-    mix,
-    *,
-    device=H200,
-    variant=AUTO,
-    rows=0,
-    out=None,
-    workspace=None,
-    splits=0,
-):
-    """`workspace`: a NumPy array offered as the launch's workspace (key splits need one)."""
-    B, N, C3 = qkv.shape
-    d = C3 // 3 // H
-    if out is None:
-        out = np.full((B, N, H * d), np.nan, qkv.dtype)
-    w1, b1, w2, b2 = (np.ascontiguousarray(m, np.float32) for m in mix)
-    ws = None if workspace is None else _ptr(workspace)
-    ws_bytes = 0 if workspace is None else workspace.nbytes
-    rc = lib.cait_talking_heads(
-        DTYPE_CODE[qkv.dtype.type],
-        B,
-        N,
-        H,
-        d,
-        scale,
-        _ptr(w1),
-        _ptr(b1),
-        _ptr(w2),
-        _ptr(b2),
-        _ptr(qkv),
-        _ptr(out),
-        device["smem"],
-        device["sm_count"],
-        device["sm_version"],
-        variant,
-        rows,
-        ws,
-        ws_bytes,
-        splits,
-        None,
-    )
-    assert rc == 0, f"launch failed with cudaError {rc}"
-    return out
 
 
 def _check(lib, dtype, B, H, N, d, *, seed, scale_inputs=1.0, **launch):
@@ -359,34 +294,38 @@ def _workspace(lib, B, H, N, device=H200):
     return np.full(max(n // 4, 1), np.nan, np.float32)
 
 
-# (H, N, splits): ragged key ranges (N not a multiple of 32 per split), more splits than fit
-# evenly, the preset shapes at batch 1.
+# (H, N, rows, splits): ragged key ranges (N not a multiple of 32 per split), more splits than
+# fit evenly, a last row tile of 5 rows, the preset shapes at batch 1 as the H200 plan splits them.
 TC_SPLITS = [
-    (4, 37, 2),
-    (6, 70, 3),
-    (8, 45, 2),
-    (16, 100, 4),
-    (4, 196, 3),
-    (8, 576, 4),
-    (16, 784, 5),
+    (4, 37, 16, 2),
+    (6, 70, 16, 3),
+    (8, 45, 16, 2),
+    (16, 100, 16, 4),
+    (4, 196, 16, 7),
+    (4, 37, 32, 2),
+    (6, 70, 32, 3),
+    (16, 100, 32, 4),
+    (8, 576, 32, 7),
+    (16, 784, 32, 5),
 ]
 
 
 @pytest.mark.parametrize(
-    "H,N,splits", TC_SPLITS, ids=[f"H{c[0]}-N{c[1]}-s{c[2]}" for c in TC_SPLITS]
+    "H,N,rows,splits", TC_SPLITS, ids=[f"H{c[0]}-N{c[1]}-r{c[2]}-s{c[3]}" for c in TC_SPLITS]
 )
-def test_tensor_core_key_splits(emulated_kernels, H, N, splits):
+def test_tensor_core_key_splits(emulated_kernels, H, N, rows, splits):
     """Small grids split each tile's keys over blocks: partial statistics, their combination and
     the fp32 sum of the partial outputs match the reference like the unsplit kernel."""
     B = 2 if N <= 100 else 1
-    _check(emulated_kernels, np.float16, B, H, N, 48, seed=N + splits, variant=TC_SPLIT, splits=splits,
-           workspace=_workspace(emulated_kernels, B, H, N))  # fmt: skip
+    _check(emulated_kernels, np.float16, B, H, N, 48, seed=N + splits, variant=TC_SPLIT, rows=rows,
+           splits=splits, workspace=_workspace(emulated_kernels, B, H, N))  # fmt: skip
 
 
-def test_tensor_core_key_splits_in_reverse_thread_order(emulated_kernels):
+@pytest.mark.parametrize("rows", [16, 32])
+def test_tensor_core_key_splits_in_reverse_thread_order(emulated_kernels, rows):
     emulated_kernels.cait_emu_set_reverse_order(1)
     try:
-        _check(emulated_kernels, np.float16, 2, 6, 70, 48, seed=5, variant=TC_SPLIT, splits=3,
+        _check(emulated_kernels, np.float16, 2, 6, 70, 48, seed=5, variant=TC_SPLIT, rows=rows, splits=3,
                workspace=_workspace(emulated_kernels, 2, 6, 70))  # fmt: skip
     finally:
         emulated_kernels.cait_emu_set_reverse_order(0)
@@ -394,15 +333,19 @@ def test_tensor_core_key_splits_in_reverse_thread_order(emulated_kernels):
 
 def test_batch_1_plans_key_splits_with_a_workspace(emulated_kernels):
     """Batch 1 on H200 (13-49 tiles of 16 rows for 132 SMs): every preset splits each tile's keys
-    over 2-8 blocks when the workspace is there; never at batch 32 or without a workspace, and
-    never on Orin (16 SMs are busy at batch 1)."""
+    over 2-8 blocks when the workspace is there, in tiles of 32 rows where those still give every
+    SM a block (N >= 576); never at batch 32 or without a workspace, and never on Orin (16 SMs
+    are busy at batch 1)."""
     for name, H, N in PRESET_SHAPES:
         ws = emulated_kernels.cait_talking_heads_workspace(1, H, N, 48, H200["smem"], 132, 90)
         variant, rows, _, _, _, splits, need = plan(
             emulated_kernels, 1, H, N, 48, **H200, workspace=ws
         )
-        assert (variant, rows) == (TC_SPLIT, 16), name
-        assert 2 <= splits <= 8 and (-(-N // 16)) * splits <= 132, (name, splits)
+        assert (variant, rows) == (TC_SPLIT, 16 if N == 196 else 32), name
+        tiles = -(-N // rows)
+        # As many splits as fit the 132 SMs, up to 8 and one 32-key chunk each.
+        most = min(8, -(-N // 32), 132 // tiles)
+        assert splits == most >= 2, (name, splits, most)
         assert 0 < need <= ws, (name, need, ws)
         assert plan(emulated_kernels, 1, H, N, 48, **H200)[0] != TC_SPLIT, name
         assert plan(emulated_kernels, 32, H, N, 48, **H200, workspace=ws)[0] != TC_SPLIT, name
