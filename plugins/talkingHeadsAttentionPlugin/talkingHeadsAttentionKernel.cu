@@ -539,11 +539,12 @@ int32_t splitCount(int64_t tiles, int32_t tokens, int32_t smCount)
 // Row tile of the key splits: 32 rows read K and V half as often as 16 (at batch 1 every tile
 // reads all of them, so the K/V traffic through L2 bounds the split kernels as much as their
 // instructions), and cost less than twice per key (one K/V fragment serves both 16-row halves);
-// 16 rows where the 32-row grid could not give every SM a block.
-int32_t splitRows(int32_t batch, int32_t tokens, int32_t smCount)
+// 16 rows where the 32-row grid could not give every SM a block, or its block does not fit.
+int32_t splitRows(int32_t batch, int32_t heads, int32_t tokens, TalkingHeadsDevice const& device)
 {
     int64_t const wide = static_cast<int64_t>(batch) * ceilDiv(tokens, kThSplitRowsWide);
-    if (tokens > kThSplitRows && wide * splitCap(tokens) >= smCount)
+    if (tokens > kThSplitRows && wide * splitCap(tokens) >= device.smCount
+        && talkingHeadsTensorCoreSmemBytes(false, kThSplitRowsWide, heads, tokens) <= device.maxSmemBytes)
     {
         return kThSplitRowsWide < tokens ? kThSplitRowsWide : tokens;
     }
@@ -594,7 +595,7 @@ TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, 
     }
     if (want == TalkingHeadsVariant::kTensorCoreSplit)
     {
-        int32_t const r = rows > 0 ? rows : splitRows(batch, tokens, device.smCount);
+        int32_t const r = rows > 0 ? rows : splitRows(batch, heads, tokens, device);
         TalkingHeadsPlan plan = splitPlan(batch, heads, tokens, r, splits, device.maxSmemBytes, device.smCount);
         plan.rows = plan.workspaceBytes <= workspaceBytes ? plan.rows : 0;
         return plan;
@@ -630,7 +631,7 @@ TalkingHeadsPlan talkingHeadsPlan(int32_t batch, int32_t heads, int32_t tokens, 
     int64_t const tiles16 = static_cast<int64_t>(batch) * ceilDiv(tokens, kThSplitRows);
     if (2 * static_cast<int64_t>(batch) * ceilDiv(tokens, pick) <= device.smCount && 2 * tiles16 <= device.smCount)
     {
-        int32_t const r = splitRows(batch, tokens, device.smCount);
+        int32_t const r = splitRows(batch, heads, tokens, device);
         TalkingHeadsPlan split = splitPlan(batch, heads, tokens, r, 0, device.maxSmemBytes, device.smCount);
         bool const pays = !onePass || split.splits >= kThSplitMinOnePass;
         if (pays && split.rows > 0 && split.workspaceBytes <= workspaceBytes)

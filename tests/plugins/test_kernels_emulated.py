@@ -353,6 +353,16 @@ def test_batch_1_plans_key_splits_with_a_workspace(emulated_kernels):
         assert plan(emulated_kernels, 1, H, N, 48, **ORIN, workspace=ws)[0] != TC_SPLIT, name
 
 
+def test_key_splits_take_16_row_tiles_where_32_rows_do_not_fit(emulated_kernels):
+    """A100 (108 SMs, 163 KiB): a 32-row two-pass block of 16 heads needs 165 KiB, so m_448 at
+    batch 1 splits 16-row tiles (49 of them, 2 splits each) rather than not at all."""
+    a100 = dict(smem=163 * 1024, sm_count=108, sm_version=80)
+    args = (a100["smem"], a100["sm_count"], a100["sm_version"])
+    ws = emulated_kernels.cait_talking_heads_workspace(1, 16, 784, 48, *args)
+    assert plan(emulated_kernels, 1, 16, 784, 48, **a100, workspace=ws)[:2] == (TC_SPLIT, 16)
+    assert plan(emulated_kernels, 1, 8, 576, 48, **a100, workspace=ws)[:2] == (TC_SPLIT, 32)
+
+
 def test_workspace_bound_holds_for_every_shape_up_to_the_largest(emulated_kernels):
     """A plugin reserves the workspace of the profile's largest shape and offers, at enqueue, the
     bound of the running shape: the bound grows with batch and tokens, and the plan made with it
