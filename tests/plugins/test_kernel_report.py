@@ -118,6 +118,28 @@ def test_tensor_core_kernels_use_tensor_cores(functions, arch):
             assert f.mix()["HMMA"] == 0, kr.kernel_label(f.name)
 
 
+@pytest.mark.parametrize("arch", [87, 90])
+def test_whole_chunk_loops_check_no_keys(functions, arch):
+    """The loops over whole 32-key chunks carry no key checks (the last chunk, when 32 does not
+    divide N, runs a masked copy after the loop): no score set to -inf inside any tensor-core loop.
+    And P'V loads V at immediate offsets from one pointer per lane: no 64-bit multiply-add per key
+    row in its loop (the loop with mma and global loads, without exp or barrier)."""
+    for f in functions["talking_heads_tc"]:
+        if f.arch != arch:
+            continue
+        label = kr.kernel_label(f.name)
+        for first, last in f.loops():
+            body = f.instrs[first : last + 1]
+            families = {i.family for i in body}
+            if "HMMA" not in families:
+                continue
+            masks = [i for i in body if i.family == "FSEL" and "-INF" in i.operands]
+            assert not masks, (label, first, "key masking inside a loop over whole chunks")
+            if "LDG" in families and not families & {"MUFU", "BAR"}:
+                wide = [i for i in body if i.op.startswith("IMAD.WIDE")]
+                assert not wide, (label, first, "per-key address arithmetic in the P'V loop")
+
+
 def test_loops_are_found(functions):
     """The loop table reads loops from backward branches: the one-pass kernel with two row tiles
     has its chunk loop, a post-mix loop per mix-group slot and the P'V loop."""
