@@ -43,15 +43,6 @@ sys.path.insert(
     0, str(ROOT)
 )  # tests.plugins: the C ABI signatures and the layout reference, shared with CI
 
-PRESET_SHAPES = [
-    ("xxs_224", 4, 196),
-    ("xxs_384", 4, 576),
-    ("xs_384", 6, 576),
-    ("s_224", 8, 196),
-    ("s_36_384", 8, 576),
-    ("m_36_384", 16, 576),
-    ("m_48_448", 16, 784),
-]
 HEAD_SIZE = 48
 
 
@@ -374,6 +365,8 @@ def main(argv=None) -> int:
         return 1
 
     compiled = None if args.no_compile else torch.compile(unfused_talking_heads, dynamic=True)
+    from tests.plugins.emulation import PRESET_SHAPES
+
     shapes = [s for s in PRESET_SHAPES if not args.quick or s[0] in ("s_36_384", "m_48_448")]
     batches = [int(b) for b in args.batches.split(",")]
     rows_out, failures = [], 0

@@ -61,15 +61,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-PRESETS = [
-    ("xxs_24", 4, 196),
-    ("xxs_24_384", 4, 576),
-    ("xs_24_384", 6, 576),
-    ("s_24", 8, 196),
-    ("s_36_384", 8, 576),
-    ("m_36_384", 16, 576),
-    ("m_48_448", 16, 784),
-]
+from tests.plugins.emulation import PRESET_SHAPES  # noqa: E402
+
 D = 48
 GPUS = {
     "H200": dict(
@@ -306,7 +299,7 @@ def table(batches=(1, 32), markdown: bool = True, compiled=None) -> str:
     )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for gname, gpu in GPUS.items():
-        for name, H, N in PRESETS:
+        for name, H, N in PRESET_SHAPES:
             for B in batches:
                 trt = unfused_time(gpu, B, H, N, 16, 5)
                 mid = unfused_time(gpu, B, H, N, 8, 3)

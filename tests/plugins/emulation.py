@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.presets import PRESETS
+
 ROOT = Path(__file__).resolve().parents[2]
 EMU_BUILD = ROOT / "build" / "plugins-emulation"
 P, I, F, L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_longlong  # noqa: E741
@@ -30,15 +32,20 @@ VARIANT_NAMES = {
 DTYPE_CODE = {np.float32: 0, np.float16: 1}
 # The planner's view of H200: opt-in shared memory per block, SMs, SM version.
 H200 = dict(smem=227 * 1024, sm_count=132, sm_version=90)
-# The talking-heads shapes of the presets: (name, H, N); head size 48 everywhere.
+# The talking-heads shapes of the zoo: (name, H, N), one preset per distinct (heads, tokens),
+# read from the preset table (head size 48 everywhere); s_36_384 and m_48_448 are the presets the
+# performance goal names.
 PRESET_SHAPES = [
-    ("xxs_224", 4, 196),
-    ("xxs_384", 4, 576),
-    ("xs_384", 6, 576),
-    ("s_224", 8, 196),
-    ("s_384", 8, 576),
-    ("m_384", 16, 576),
-    ("m_448", 16, 784),
+    (name.removeprefix("cait_"), PRESETS[name].num_heads, PRESETS[name].num_patches)
+    for name in (
+        "cait_xxs_24",
+        "cait_xxs_24_384",
+        "cait_xs_24_384",
+        "cait_s_24",
+        "cait_s_36_384",
+        "cait_m_36_384",
+        "cait_m_48_448",
+    )
 ]
 
 

@@ -44,15 +44,6 @@ SM = {
     90: dict(regs=65536, threads=2048, smem_sm=228 * 1024, smem_block=227 * 1024, sms=132),
 }
 GPU_NAMES = {75: "T4", 80: "A100", 86: "A10", 87: "AGX Orin", 89: "L4", 90: "H200"}
-PRESETS = [
-    ("xxs 224", 4, 196),
-    ("xxs 384", 4, 576),
-    ("xs 384", 6, 576),
-    ("s 224", 8, 196),
-    ("s_36 384", 8, 576),
-    ("m 384", 16, 576),
-    ("m_48 448", 16, 784),
-]
 # SASS opcode families reported in the instruction-mix table.
 MIX = (
     "HMMA",
@@ -300,7 +291,7 @@ def plans(batch: int) -> dict[tuple[str, int], tuple]:
 
     lib = emulation.build_emulation()
     out = {}
-    for name, H, N in PRESETS:
+    for name, H, N in emulation.PRESET_SHAPES:
         for a in ARCHS:
             device = dict(smem=SM[a]["smem_block"], sm_count=SM[a]["sms"], sm_version=a)
             ws = lib.cait_talking_heads_workspace(batch, H, N, 48, *device.values())
@@ -329,8 +320,10 @@ def _plan_cell(p, arch: int) -> str:
 def plan_table() -> str:
     head = "| preset | H | N | " + " | ".join(f"sm_{a} ({GPU_NAMES[a]})" for a in ARCHS) + " |"
     rows = [head, "|---|---|---|" + "---|" * len(ARCHS)]
+    from .emulation import PRESET_SHAPES
+
     b32, b1 = plans(32), plans(1)
-    for name, H, N in PRESETS:
+    for name, H, N in PRESET_SHAPES:
         cells = []
         for a in ARCHS:
             cell = _plan_cell(b32[name, a], a)

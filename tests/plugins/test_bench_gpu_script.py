@@ -56,8 +56,8 @@ def test_goal_verdict_on_recorded_measurements():
             rec("s_36_384", 32, 1.62),
             rec("m_48_448", 32, 1.49),
             rec("m_48_448", 1, 0.97),
-            rec("xxs_224", 1, 1.0),
-            rec("xxs_224", 32, 0.5),  # not a goal preset at B = 32
+            rec("xxs_24", 1, 1.0),
+            rec("xxs_24", 32, 0.5),  # not a goal preset at B = 32
             rec("s_36_384", 8, 0.1),  # B = 8 is not a goal term
             rec("s_36_384", 1, 0.2, candidate="fused tc-1pass"),  # a forced variant
         ]

@@ -227,9 +227,9 @@ def test_tensor_core_plan_per_preset(emulated_kernels):
     """One pass wherever a block of >= 12 rows fits, else two passes over blocks of up to 32 rows;
     every fp16 preset shape runs on tensor cores from sm_80 on."""
     two_pass = {
-        "H200": {"m_384", "m_448"},
-        "Orin": {"m_384", "m_448"},
-        "L4": {"xs_384", "s_384", "m_384", "m_448"},
+        "H200": {"m_36_384", "m_48_448"},
+        "Orin": {"m_36_384", "m_48_448"},
+        "L4": {"xs_24_384", "s_36_384", "m_36_384", "m_48_448"},
     }
     for dev_name, device in [("H200", H200), ("Orin", ORIN), ("L4", L4)]:
         for name, H, N in PRESET_SHAPES:
