@@ -11,7 +11,7 @@ reference, for
   splits as the batch-1 plan splits the shape (rows and splits);
 - the plugin-free graph simulated in NumPy as TensorRT's fp16 kernels run it: fp32 sums, every
   intermediate stored in fp16 (S, S', P, P', the output).
-Needs nvcc's headers for the emulation build (like the tests), no GPU. About 5 minutes on 2 cores.
+Needs nvcc's headers for the emulation build (like the tests), no GPU. About 2 minutes on 2 cores.
 """
 
 from __future__ import annotations
