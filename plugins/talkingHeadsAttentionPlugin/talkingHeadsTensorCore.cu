@@ -55,6 +55,13 @@ __host__ __device__ inline int32_t groupRows(int32_t heads)
     return heads <= 4 ? 4 : (heads <= 8 ? 2 : 1);
 }
 
+// Rows of the kernel instance that runs a plan of `rows` query rows: T = 1 (16) up to 16 rows, else
+// T = 2 (32). The layout, the launch and the split workspace all follow this one choice.
+__host__ __device__ constexpr int32_t tileRowsOf(int32_t rows)
+{
+    return rows > kTile ? 2 * kTile : kTile;
+}
+
 __host__ __device__ constexpr bool qInSharedMemory(int32_t heads, int32_t tileRows)
 {
     return heads * kWarpSize > 256 && tileRows > kTile;
@@ -105,7 +112,7 @@ __host__ __device__ inline size_t align16(size_t x)
 __host__ __device__ inline TcLayout tcLayout(bool onePass, int32_t rows, int32_t heads, int32_t tokens)
 {
     TcLayout L{};
-    int32_t const tileRows = rows > kTile ? 2 * kTile : kTile;
+    int32_t const tileRows = tileRowsOf(rows);
     int32_t const g = groupRows(heads);
     L.nChunks = (tokens + kChunk - 1) / kChunk;
     L.ePitch = onePass ? L.nChunks * kChunk : kChunk;
@@ -930,7 +937,8 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
             int32_t last = 0;
             if (threadIdx.x == 0)
             {
-                int32_t* counter = splitCounters(workspace, p.batch, N, H, tiles, S::kRows) + blockIdx.y * tiles + blockIdx.x;
+                int32_t* counter
+                    = splitCounters(workspace, p.batch, N, H, tiles, S::kRows) + blockIdx.y * tiles + blockIdx.x;
                 last = atomicAdd(counter, 1) == splits - 1;
             }
             if (__syncthreads_or(last))
@@ -948,7 +956,8 @@ __global__ void __launch_bounds__(TcShape<H, T>::kThreads, 1) talkingHeadsTensor
     {
         forEachChunk(0, L.nChunks, N, [&](auto tail, int32_t c) {
             tcChunk<H, T, ExpMode::kRelative, decltype(tail)::value>(
-                th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, c * kChunk, refs, coef, statMax, statInv, zero);
+                th, base, N, nRows, c * kChunk, scores, qBuf, expBuf, L, c * kChunk, refs, coef, statMax, statInv,
+                zero);
         });
         // A group belongs to one warp from here to the post-mix: lane-to-lane visibility only.
         tcStoreStats<H, T, false>(th, nRows, statMax, statInv);
@@ -1053,8 +1062,8 @@ template <int32_t H>
 cudaError_t launchHeads(TalkingHeadsParams const& params, TalkingHeadsPlan const& plan, __half const* qkv, __half* out,
     void* workspace, cudaStream_t stream)
 {
-    return plan.rows > kTile ? launchTiles<H, 2>(params, plan, qkv, out, workspace, stream)
-                             : launchTiles<H, 1>(params, plan, qkv, out, workspace, stream);
+    return tileRowsOf(plan.rows) == 2 * kTile ? launchTiles<H, 2>(params, plan, qkv, out, workspace, stream)
+                                              : launchTiles<H, 1>(params, plan, qkv, out, workspace, stream);
 }
 
 template <int32_t H>
@@ -1104,7 +1113,7 @@ int32_t talkingHeadsTensorCoreThreads(int32_t heads)
 
 size_t talkingHeadsSplitWorkspaceBytes(int32_t batch, int32_t heads, int32_t tokens, int32_t rows, int32_t splits)
 {
-    int32_t const tileRows = rows > kTile ? 2 * kTile : kTile;
+    int32_t const tileRows = tileRowsOf(rows);
     int32_t const tiles = (tokens + rows - 1) / rows;
     return splitCounterOffset(batch, tokens, heads, tiles, splits, tileRows) * sizeof(float)
         + static_cast<size_t>(batch) * tiles * sizeof(int32_t);

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import emulation
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "kernel-report"
 ARCHS = (75, 80, 86, 87, 89, 90)
@@ -287,8 +289,6 @@ def blocks_per_sm_by_registers(registers: int, threads: int, arch: int) -> int:
 
 def plans(batch: int) -> dict[tuple[str, int], tuple]:
     """The launcher's plan per preset and architecture, offered the workspace a plugin asks for."""
-    from . import emulation
-
     lib = emulation.build_emulation()
     out = {}
     for name, H, N in emulation.PRESET_SHAPES:
@@ -300,15 +300,13 @@ def plans(batch: int) -> dict[tuple[str, int], tuple]:
 
 
 def _plan_cell(p, arch: int) -> str:
-    from .emulation import FULL_ROW, STREAMING, TC_ONE_PASS, TC_SPLIT, TC_TWO_PASS
-
     variant, rows, chunk, smem, _, splits, _ = p
     tag = {
-        FULL_ROW: f"F r{rows}",
-        STREAMING: f"S r{rows} k{chunk}",
-        TC_ONE_PASS: f"TC1 r{rows}",
-        TC_TWO_PASS: f"TC2 r{rows}",
-        TC_SPLIT: f"TC2 r{rows} x{splits} key splits",
+        emulation.FULL_ROW: f"F r{rows}",
+        emulation.STREAMING: f"S r{rows} k{chunk}",
+        emulation.TC_ONE_PASS: f"TC1 r{rows}",
+        emulation.TC_TWO_PASS: f"TC2 r{rows}",
+        emulation.TC_SPLIT: f"TC2 r{rows} x{splits} key splits",
     }[variant]
     reserved = 0 if arch == 75 else 1024  # the driver keeps 1 KiB per block from sm_80 on
     return f"{tag}, {smem / 1024:.0f} KiB, {SM[arch]['smem_sm'] // (smem + reserved)} blk/SM"
@@ -320,10 +318,8 @@ def _plan_cell(p, arch: int) -> str:
 def plan_table() -> str:
     head = "| preset | H | N | " + " | ".join(f"sm_{a} ({GPU_NAMES[a]})" for a in ARCHS) + " |"
     rows = [head, "|---|---|---|" + "---|" * len(ARCHS)]
-    from .emulation import PRESET_SHAPES
-
     b32, b1 = plans(32), plans(1)
-    for name, H, N in PRESET_SHAPES:
+    for name, H, N in emulation.PRESET_SHAPES:
         cells = []
         for a in ARCHS:
             cell = _plan_cell(b32[name, a], a)

@@ -18,12 +18,12 @@ from .emulation import (
     TC_ONE_PASS,
     TC_SPLIT,
     TC_TWO_PASS,
+    mixing,
     plan,
+    ptr,
+    rel_err,
     run_talking_heads,
 )
-from .emulation import mixing as _mixing
-from .emulation import ptr as _ptr
-from .emulation import rel_err as _rel_err
 
 TOL = {np.float32: 1e-5, np.float16: 2e-3}
 # Devices as the planner sees them: opt-in shared memory per block, SMs, SM version.
@@ -37,12 +37,12 @@ def _check(lib, dtype, B, H, N, d, *, seed, scale_inputs=1.0, **launch):
     rng = np.random.default_rng(seed)
     qkv = (scale_inputs * rng.standard_normal((B, N, 3 * H * d))).astype(dtype)
     scale = np.float32(d**-0.5)
-    mix = _mixing(rng, H)
+    mix = mixing(rng, H)
     out = run_talking_heads(lib, qkv, H, scale, mix, **launch)
     assert np.isfinite(out).all(), (
         "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
     )
-    err = _rel_err(out, reference.talking_heads(qkv, H, scale, *mix))
+    err = rel_err(out, reference.talking_heads(qkv, H, scale, *mix))
     assert err <= TOL[dtype], f"relative error {err:.3g} > {TOL[dtype]}"
     return err
 
@@ -271,10 +271,10 @@ def test_misaligned_tensors_use_the_scalar_kernel(emulated_kernels):
     storage = rng.standard_normal(B * N * 3 * H * d + 1).astype(np.float16)
     qkv = storage[1:].reshape(B, N, 3 * H * d)  # 2 bytes past an 8-byte boundary
     assert qkv.ctypes.data % 8 != 0
-    mix = _mixing(rng, H)
+    mix = mixing(rng, H)
     scale = np.float32(d**-0.5)
     out = run_talking_heads(emulated_kernels, qkv, H, scale, mix)
-    assert _rel_err(out, reference.talking_heads(qkv, H, scale, *mix)) <= TOL[np.float16]
+    assert rel_err(out, reference.talking_heads(qkv, H, scale, *mix)) <= TOL[np.float16]
     with pytest.raises(AssertionError, match="launch failed"):
         run_talking_heads(emulated_kernels, qkv, H, scale, mix, variant=TC_ONE_PASS)
 
@@ -395,10 +395,10 @@ def run_class_attention(lib, q, k, v, H, scale, smem=48 * 1024):
         H,
         C // H,
         scale,
-        _ptr(q),
-        _ptr(k),
-        _ptr(v),
-        _ptr(out),
+        ptr(q),
+        ptr(k),
+        ptr(v),
+        ptr(out),
         smem,
         None,
     )
@@ -424,7 +424,7 @@ def test_class_attention_matches_reference(emulated_kernels, dtype, H, T, d):
     assert np.isfinite(out).all(), (
         "non-finite output (a read of unwritten shared memory is NaN-poisoned)"
     )
-    err = _rel_err(out, ref)
+    err = rel_err(out, ref)
     assert err <= TOL[dtype], f"relative error {err:.3g} > {TOL[dtype]}"
 
 
@@ -445,4 +445,4 @@ def test_class_attention_fp16_scores_beyond_fp16_exp_range(emulated_kernels):
     out = run_class_attention(emulated_kernels, q, k, v, H, scale)
     ref = reference.class_attention(q, k, v, H, scale)
     assert np.isfinite(out).all()
-    assert _rel_err(out, ref) <= TOL[np.float16]
+    assert rel_err(out, ref) <= TOL[np.float16]
